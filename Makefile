@@ -1,0 +1,67 @@
+# Checkpoint save/load benchmark suite for OpenLLaMA-3B.
+#
+#   make test    build everything and run every test (installs what it needs)
+#   make bench   run the whole comparison and write comparison.md
+#
+# Both install what they need on first use: Go modules, uv and the
+# llama-venv virtual environment with torch 2.1.0, and gotch's cgo
+# configuration (build/gotch.env).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+VENV    ?= llama-venv
+PY      := $(VENV)/bin/python3
+MODEL   ?= open_llama_3b
+MODEL_DIR ?=
+COUNT   ?= 6
+# Every variant, in the order make bench runs them. IDs are format/codec
+# for Go formats (see bench/variants.go) and py-* for the Python peers.
+FORMATS ?= disk torchsave safetensors/read safetensors/mmap zarr/raw zarr/zstd zarr/gzip \
+	t5x/raw t5x/zstd t5x/gzip py-torch py-torch-mmap py-safetensors py-tensorstore py-t5x
+
+export GOTOOLCHAIN := local
+
+.PHONY: all test test-go test-torch test-python bench report compare fetch-model smollm2 venv gotch clean
+
+all: test
+
+venv: $(VENV)/.requirements.sha256
+
+$(VENV)/.requirements.sha256: scripts/requirements.txt scripts/setup-venv.sh
+	scripts/setup-venv.sh $(VENV)
+
+gotch: build/gotch.env
+
+build/gotch.env: $(VENV)/.requirements.sha256 scripts/gotch/setup.sh
+	scripts/gotch/setup.sh
+
+test: test-go test-torch test-python
+
+# The core builds and tests without cgo: only formats/torchsave and the
+# device package need libtorch, behind the torch build tag.
+test-go: venv
+	go vet ./...
+	CGO_ENABLED=0 CKPTBENCH_REQUIRE_PYTHON=1 go test -count=1 ./...
+
+test-torch: venv gotch
+	source build/gotch.env && CKPTBENCH_REQUIRE_PYTHON=1 go test -count=1 -tags torch ./formats/torchsave/... ./device/... ./bench/...
+
+test-python: venv
+	$(PY) -m pytest -q scripts/tests
+
+bench: venv gotch
+	MODEL=$(MODEL) MODEL_DIR=$(MODEL_DIR) COUNT=$(COUNT) FORMATS="$(FORMATS)" VENV=$(VENV) scripts/bench.sh
+
+# Regenerates comparison.md from a results directory (default: the newest).
+report:
+	go run ./scripts/report -results $${RESULTS:-$$(ls -d results/*/ | sort | tail -n 1)} -out .
+
+compare: venv gotch
+	OLD=$(OLD) NEW=$(NEW) MODEL=$${MODEL:-tiny_llama} COUNT=$(COUNT) scripts/compare.sh
+
+fetch-model: venv
+	$(PY) scripts/fetch_model.py --repo openlm-research/open_llama_3b --out models/open_llama_3b
+
+clean:
+	rm -rf build scratch results/scratch
