@@ -1,0 +1,110 @@
+package zarr
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"ckptbench/iox"
+)
+
+// WriteArray creates the array dir (and its parents) and writes src, the
+// array's bytes in C order, as a zarr v2 array described by md: the
+// .zarray file first, as TensorStore does, then every chunk, each
+// compressed with c and fsynced, and finally an fsync of dir. Edge chunks
+// are padded with the fill value to full size. Every chunk is written,
+// even one that holds only the fill value, so a reader may treat a
+// missing chunk as lost data. The caller syncs the parents of dir.
+func WriteArray(dir string, md Metadata, c Codec, src []byte) error {
+	if err := md.Validate(); err != nil {
+		return fmt.Errorf("zarr: write array %s: %w", dir, err)
+	}
+	if id, _ := compressorID(md.Compressor); id != c.ID() {
+		return fmt.Errorf("zarr: write array %s: metadata names compressor %s but the codec is %s", dir, id, c.ID())
+	}
+	dtype, _ := md.TensorDType()
+	g, err := newGrid(md)
+	if err != nil {
+		return fmt.Errorf("zarr: write array %s: %w", dir, err)
+	}
+	if want := g.itemSize * product(md.Shape); int64(len(src)) != want {
+		return fmt.Errorf("zarr: write array %s: source holds %d bytes, but shape %v of %s needs %d", dir, len(src), md.Shape, dtype, want)
+	}
+	fill, _ := md.FillBytes()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("zarr: %w", err)
+	}
+	if err := WriteMetadata(dir, md); err != nil {
+		return err
+	}
+	sep := md.Separator()
+	var scratch, encoded []byte
+	subdirs := map[string]bool{}
+	err = g.each(func(index []int64) error {
+		key := ChunkKey(index, sep)
+		path := filepath.Join(dir, filepath.FromSlash(key))
+		if sep == "/" && len(index) > 1 {
+			sub := filepath.Dir(path)
+			if !subdirs[sub] {
+				if err := os.MkdirAll(sub, 0o755); err != nil {
+					return fmt.Errorf("zarr: %w", err)
+				}
+				subdirs[sub] = true
+			}
+		}
+		off, n, contiguous := g.contiguous(index)
+		var chunk []byte
+		if contiguous && n == g.chunkBytes {
+			chunk = src[off : off+n]
+		} else {
+			if scratch == nil {
+				scratch = make([]byte, g.chunkBytes)
+			}
+			fillBytes(scratch, fill)
+			if contiguous {
+				copy(scratch, src[off:off+n])
+			} else {
+				g.copyBlock(src, scratch, index, false)
+			}
+			chunk = scratch
+		}
+		data := chunk
+		if c.ID() != "raw" {
+			var err error
+			if encoded, err = c.Encode(encoded, chunk); err != nil {
+				return fmt.Errorf("zarr: encode chunk %s: %w", path, err)
+			}
+			data = encoded
+		}
+		return writeFileSync(path, data)
+	})
+	if err != nil {
+		return err
+	}
+	// Nested chunk directories first, so that dir's own sync comes last.
+	for sub := range subdirs {
+		if err := syncDirs(sub, dir); err != nil {
+			return err
+		}
+	}
+	return iox.SyncDir(dir)
+}
+
+// syncDirs fsyncs dir and each of its parents up to, but not including, top.
+func syncDirs(dir, top string) error {
+	for dir != top && len(dir) > len(top) {
+		if err := iox.SyncDir(dir); err != nil {
+			return err
+		}
+		dir = filepath.Dir(dir)
+	}
+	return nil
+}
+
+func product(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
