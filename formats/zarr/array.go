@@ -228,6 +228,12 @@ func (g grid) copyBlock(array, chunk []byte, index []int64, toArray bool) {
 	}
 }
 
+// maxScratchBytes bounds the buffer ReadArray allocates for a chunk that
+// it cannot decode in place, so that a .zarray with absurd chunk lengths
+// fails with an error instead of exhausting memory. 4 GiB is twice the
+// largest chunk blosc can encode.
+const maxScratchBytes = 4 << 30
+
 // ReadOptions changes how ReadArrayWith treats the store.
 type ReadOptions struct {
 	// RequireChunks makes a missing chunk file an error (ErrMissingChunk)
@@ -277,6 +283,9 @@ func ReadArrayWith(dir string, md Metadata, dst []byte, opts ReadOptions) error 
 			target = dst[off : off+n]
 		} else {
 			if r.scratch == nil {
+				if g.chunkBytes > maxScratchBytes {
+					return fmt.Errorf("zarr: array %s: chunks %v of %d bytes each are larger than the %d bytes this reader buffers for a chunk that does not map onto a contiguous part of the array; re-save the array with smaller chunks", dir, md.Chunks, g.chunkBytes, int64(maxScratchBytes))
+				}
 				r.scratch = make([]byte, g.chunkBytes)
 			}
 			target = r.scratch

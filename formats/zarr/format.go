@@ -1,0 +1,173 @@
+package zarr
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"ckptbench/formats"
+	"ckptbench/iox"
+	"ckptbench/tensor"
+)
+
+// DefaultMaxChunkBytes is the chunk size above which Save splits a tensor
+// into several chunks. 1 GiB keeps every chunk below blosc's limit of
+// about 2 GiB per buffer, so TensorStore can re-encode a saved array with
+// its default codec without re-chunking, and it bounds the memory a
+// reader needs for one chunk. Every tensor of OpenLLaMA-3B and -7B (at
+// most 250 MiB in float16) is a single chunk.
+const DefaultMaxChunkBytes = 1 << 30
+
+// Options configures a Format.
+type Options struct {
+	// Codec is "raw" (no compression), "gzip", "zstd" or "zlib"; empty
+	// means raw.
+	Codec string
+	// MaxChunkBytes is the largest chunk Save writes; zero means
+	// DefaultMaxChunkBytes.
+	MaxChunkBytes int64
+}
+
+// Format saves a checkpoint as one zarr v2 array per tensor; see the
+// package comment for the layout.
+type Format struct {
+	codec    Codec
+	maxChunk int64
+}
+
+var _ formats.Format = (*Format)(nil)
+
+// New returns the zarr format with the given options.
+func New(opts Options) (*Format, error) {
+	c, err := CodecFor(opts.Codec)
+	if err != nil {
+		return nil, err
+	}
+	if opts.MaxChunkBytes < 0 {
+		return nil, fmt.Errorf("zarr: MaxChunkBytes %d is negative", opts.MaxChunkBytes)
+	}
+	if opts.MaxChunkBytes == 0 {
+		opts.MaxChunkBytes = DefaultMaxChunkBytes
+	}
+	return &Format{codec: c, maxChunk: opts.MaxChunkBytes}, nil
+}
+
+// Name returns "zarr".
+func (f *Format) Name() string { return "zarr" }
+
+// Codec returns the codec's id: "raw", "gzip", "zstd" or "zlib".
+func (f *Format) Codec() string { return f.codec.ID() }
+
+// Save writes sd to path as described in the package comment. The tensors
+// are written one after another, each array's files fsynced as they are
+// written (as TensorStore's file driver does by default), then every
+// directory, then the index; the finished directory is published at path
+// with iox.Commit. On error the temporary directory is removed and path
+// is left as it was.
+func (f *Format) Save(path string, sd *tensor.StateDict) (err error) {
+	if err := sd.Validate(); err != nil {
+		return fmt.Errorf("zarr: save %s: %w", path, err)
+	}
+	idx, err := buildIndex(sd)
+	if err != nil {
+		return err
+	}
+	tmp := iox.TempPath(path)
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return fmt.Errorf("zarr: save: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	parents := map[string]bool{}
+	for i, t := range sd.Tensors {
+		rel := idx.Tensors[i].Path
+		chunks := ChunkShape(t.Shape, t.DType.Size(), f.maxChunk)
+		md, err := NewMetadata(t.DType, t.Shape, chunks, f.codec)
+		if err != nil {
+			return fmt.Errorf("zarr: tensor %q: %w", t.Name, err)
+		}
+		if err := WriteArray(filepath.Join(tmp, filepath.FromSlash(rel)), md, f.codec, t.Data); err != nil {
+			return fmt.Errorf("zarr: tensor %q: %w", t.Name, err)
+		}
+		for dir := rel; strings.Contains(dir, "/"); {
+			dir = dir[:strings.LastIndexByte(dir, '/')]
+			parents[dir] = true
+		}
+	}
+	// Deepest directories first, so each directory's entry is synced after
+	// its contents.
+	dirs := make([]string, 0, len(parents))
+	for d := range parents {
+		dirs = append(dirs, d)
+	}
+	sort.Slice(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") > strings.Count(dirs[j], "/") })
+	for _, d := range dirs {
+		if err := iox.SyncDir(filepath.Join(tmp, filepath.FromSlash(d))); err != nil {
+			return err
+		}
+	}
+	b, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return fmt.Errorf("zarr: save %s: %w", path, err)
+	}
+	if err := writeFileSync(filepath.Join(tmp, IndexFile), b); err != nil {
+		return err
+	}
+	if err := iox.SyncDir(tmp); err != nil {
+		return err
+	}
+	return iox.Commit(tmp, path)
+}
+
+// Load reads the checkpoint at path. Each array's chunks are decoded
+// straight into the tensor's memory when a chunk covers a contiguous part
+// of it, which is the case for every array Save writes. A missing chunk
+// file is an error, not the fill value TensorStore would read, because
+// Save writes every chunk: a missing one means lost data. Each array's
+// dtype and shape must match the index.
+func (f *Format) Load(path string) (*tensor.StateDict, error) {
+	idx, err := readIndex(path)
+	if err != nil {
+		return nil, err
+	}
+	sd := &tensor.StateDict{Tensors: make([]*tensor.Tensor, 0, len(idx.Tensors))}
+	for _, e := range idx.Tensors {
+		dir := filepath.Join(path, filepath.FromSlash(e.Path))
+		t, err := loadTensor(dir, e)
+		if err != nil {
+			return nil, fmt.Errorf("zarr: tensor %q: %w", e.Name, err)
+		}
+		sd.Add(t)
+	}
+	return sd, nil
+}
+
+func loadTensor(dir string, e IndexEntry) (*tensor.Tensor, error) {
+	md, err := ReadMetadata(dir)
+	if err != nil {
+		return nil, err
+	}
+	dtype, err := md.TensorDType()
+	if err != nil {
+		return nil, err
+	}
+	metaPath := filepath.Join(dir, MetadataFile)
+	if dtype != e.DType {
+		return nil, fmt.Errorf("%s has dtype %s (%s), but the index lists %s; the checkpoint is inconsistent, re-save it", metaPath, md.DType, dtype, e.DType)
+	}
+	if !slices.Equal(md.Shape, e.Shape) {
+		return nil, fmt.Errorf("%s has shape %v, but the index lists %v; the checkpoint is inconsistent, re-save it", metaPath, md.Shape, e.Shape)
+	}
+	t := tensor.New(e.Name, e.DType, e.Shape...)
+	if err := ReadArrayWith(dir, md, t.Data, ReadOptions{RequireChunks: true}); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
