@@ -1,0 +1,111 @@
+package t5x
+
+import (
+	"fmt"
+	"runtime"
+
+	"ckptbench/formats"
+	"ckptbench/formats/zarr"
+	"ckptbench/tensor"
+)
+
+// Defaults for Options fields left zero.
+const (
+	// DefaultIOConcurrency is T5X's TensorStore file_io_concurrency limit.
+	DefaultIOConcurrency = 128
+	// DefaultByteBudget bounds the chunk bytes in flight. T5X's own
+	// default (concurrent_gb=128) assumes a large host; 1 GiB keeps 16
+	// chunks of 64 MiB in flight, enough to keep a disk's queue full.
+	DefaultByteBudget = 1 << 30
+	// DefaultCodec is the compressor T5X writes.
+	DefaultCodec = "gzip"
+)
+
+// Options configures a Format. The zero value is T5X's configuration:
+// gzip, 64 MiB chunks, 128 file operations in flight, with a 1 GiB byte
+// budget and O_DIRECT where the file system supports it.
+type Options struct {
+	// Codec is the chunk compressor: "gzip", "zstd" or "raw" (none).
+	// Empty means DefaultCodec.
+	Codec string
+	// IOConcurrency is the maximum number of chunk files being written
+	// or read at once. Zero means DefaultIOConcurrency.
+	IOConcurrency int
+	// ByteBudget is the maximum number of chunk bytes in flight, in
+	// bytes: chunks being gathered, encoded, written, read or decoded,
+	// with their buffers. Resident memory during Save stays within the
+	// model's size plus this budget (plus one chunk when a chunk alone
+	// exceeds it). Zero means DefaultByteBudget.
+	ByteBudget int64
+	// ChunkBytes is the target chunk size of T5X's chunk-shape rule (see
+	// ChunkShape), in bytes. Zero means DefaultChunkBytes (64 MiB).
+	ChunkBytes int64
+	// BufferedIO turns O_DIRECT off, so chunk files go through the page
+	// cache. By default Save and Load use O_DIRECT for block-aligned
+	// transfers and fall back to buffered I/O where the file system
+	// rejects it (tmpfs, for one).
+	BufferedIO bool
+	// RestoreDType, when set, casts every floating-point tensor (float16,
+	// bfloat16, float32, float64) to this dtype on load, as T5X's
+	// restore_dtype does. Other tensors keep their stored dtype.
+	RestoreDType tensor.DType
+
+	// testHookWrite, when set, runs before each chunk file is created
+	// during Save; an error fails the save there.
+	testHookWrite func(path string) error
+}
+
+// Format writes and reads T5X-style checkpoints; see the package comment.
+type Format struct {
+	opts  Options
+	codec zarr.Codec
+}
+
+var _ formats.Format = (*Format)(nil)
+
+// New returns the t5x format with the given options, defaults filled in.
+func New(opts Options) (*Format, error) {
+	if opts.Codec == "" {
+		opts.Codec = DefaultCodec
+	}
+	switch opts.Codec {
+	case "raw", "gzip", "zstd":
+	default:
+		return nil, fmt.Errorf("t5x: unknown codec %q; want gzip, zstd or raw", opts.Codec)
+	}
+	codec, err := zarr.CodecFor(opts.Codec)
+	if err != nil {
+		return nil, fmt.Errorf("t5x: %w", err)
+	}
+	switch {
+	case opts.IOConcurrency < 0:
+		return nil, fmt.Errorf("t5x: IOConcurrency %d is negative; use 0 for the default of %d", opts.IOConcurrency, DefaultIOConcurrency)
+	case opts.ByteBudget < 0:
+		return nil, fmt.Errorf("t5x: ByteBudget %d is negative; use 0 for the default of %d", opts.ByteBudget, DefaultByteBudget)
+	case opts.ChunkBytes < 0:
+		return nil, fmt.Errorf("t5x: ChunkBytes %d is negative; use 0 for the default of %d", opts.ChunkBytes, DefaultChunkBytes)
+	}
+	if opts.IOConcurrency == 0 {
+		opts.IOConcurrency = DefaultIOConcurrency
+	}
+	if opts.ByteBudget == 0 {
+		opts.ByteBudget = DefaultByteBudget
+	}
+	if opts.ChunkBytes == 0 {
+		opts.ChunkBytes = DefaultChunkBytes
+	}
+	if opts.RestoreDType != tensor.Invalid && !isFloat(opts.RestoreDType) {
+		return nil, fmt.Errorf("t5x: RestoreDType %v is not a floating-point dtype; want float16, bfloat16, float32 or float64", opts.RestoreDType)
+	}
+	return &Format{opts: opts, codec: codec}, nil
+}
+
+// Name returns "t5x".
+func (f *Format) Name() string { return "t5x" }
+
+// Codec returns the compressor id: "gzip", "zstd" or "raw".
+func (f *Format) Codec() string { return f.codec.ID() }
+
+// cpuWorkers is the number of goroutines that gather, encode and decode:
+// one per core Go may use.
+func cpuWorkers() int { return runtime.GOMAXPROCS(0) }

@@ -1,0 +1,279 @@
+package t5x
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"ckptbench/formats/zarr"
+	"ckptbench/tensor"
+)
+
+// IndexFile is the name of the msgpack index inside a checkpoint
+// directory, as in T5X.
+const IndexFile = "checkpoint"
+
+// IndexVersion is the T5X checkpoint version the index records: 3, the
+// version in which bfloat16 arrays are stored as TensorStore's bfloat16
+// rather than as uint16.
+const IndexVersion = 3
+
+// ErrIndex is wrapped by every error about an invalid index.
+var ErrIndex = errors.New("invalid t5x index")
+
+// maxIndexDepth bounds the nesting the index parser follows, so a hostile
+// index cannot exhaust the stack. LLaMA names nest 6 deep.
+const maxIndexDepth = 64
+
+// Index is the content of a checkpoint's msgpack index: which zarr array
+// holds each parameter.
+//
+// On disk it is a msgpack map shaped like T5X's:
+//
+//	{"version": 3,
+//	 "optimizer": {"target": {"model": {"embed_tokens": {"weight": SPEC}, ...}}},
+//	 "every_chunk_stored": true,
+//	 "tensor_order": ["model.embed_tokens.weight", ...]}
+//
+// The parameter tree nests one map level per dot-separated part of a
+// tensor name. Each leaf SPEC is the TensorStore spec T5X records:
+//
+//	{"driver": "zarr", "dtype": "float16",
+//	 "kvstore": {"driver": "file", "path": "model/embed_tokens/weight"},
+//	 "metadata": {"chunks": [8000, 3200], "compressor": {"id": "gzip"}, "shape": [32000, 3200]}}
+//
+// with the path relative to the checkpoint directory. "tensor_order" is
+// this suite's addition: the tree groups names by prefix, so it cannot keep
+// every save order by itself. Without it, tensors come in tree order.
+type Index struct {
+	Version int
+	Arrays  []Array
+	// EveryChunkStored, recorded as "every_chunk_stored", says that the
+	// writer stored every chunk, so a missing chunk file means lost data
+	// rather than a chunk of the fill value. Save sets it; TensorStore
+	// omits chunks equal to the fill value, so foreign indexes lack it.
+	EveryChunkStored bool
+}
+
+// Array is one parameter's entry in the index.
+type Array struct {
+	// Name is the tensor name, the tree path joined with dots.
+	Name string
+	// Path is the zarr array directory relative to the checkpoint
+	// directory, with "/" separators.
+	Path  string
+	DType tensor.DType
+	Shape []int64
+	// Chunks and Compressor record how the array was written ("raw" for
+	// none). Restore reads both from the array's .zarray instead, so
+	// they are informational; Chunks may be nil in a foreign index.
+	Chunks     []int64
+	Compressor string
+}
+
+// checkName rejects tensor names that cannot become a path in the
+// parameter tree.
+func checkName(name string) error {
+	if slices.Contains(strings.Split(name, "."), "") {
+		return fmt.Errorf("tensor name %q has an empty part between dots; t5x nests the dot-separated parts of a name as the parameter tree, so rename the tensor", name)
+	}
+	return nil
+}
+
+// checkArrayPath rejects array paths that leave the checkpoint directory
+// or collide with zarr's metadata files.
+func checkArrayPath(p string) error {
+	if p == "" || path.IsAbs(p) || path.Clean(p) != p || p == "." || strings.HasPrefix(p, "../") || p == ".." {
+		return fmt.Errorf("array path %q is not a clean path inside the checkpoint directory", p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if strings.HasPrefix(part, ".") || strings.ContainsRune(part, 0) {
+			return fmt.Errorf("array path %q has a part that starts with '.' or contains NUL", p)
+		}
+	}
+	if p == IndexFile {
+		return fmt.Errorf("array path %q is the index file", p)
+	}
+	return nil
+}
+
+// Validate checks that the index can be restored: unique names and
+// paths, paths inside the checkpoint that do not nest one array inside
+// another (zarr v2 arrays hold no children), and valid dtypes and shapes.
+func (ix *Index) Validate() error {
+	names := make(map[string]bool, len(ix.Arrays))
+	byPath := make(map[string]string, len(ix.Arrays))
+	for _, a := range ix.Arrays {
+		if names[a.Name] {
+			return fmt.Errorf("%w: tensor %q appears twice", ErrIndex, a.Name)
+		}
+		names[a.Name] = true
+		if err := checkArrayPath(a.Path); err != nil {
+			return fmt.Errorf("%w: tensor %q: %v", ErrIndex, a.Name, err)
+		}
+		if other, dup := byPath[a.Path]; dup {
+			return fmt.Errorf("%w: tensors %q and %q share the array path %q", ErrIndex, other, a.Name, a.Path)
+		}
+		byPath[a.Path] = a.Name
+		if _, err := zarr.DTypeString(a.DType); err != nil {
+			return fmt.Errorf("%w: tensor %q: %v", ErrIndex, a.Name, err)
+		}
+		m := tensor.Meta{Name: a.Name, DType: a.DType, Shape: a.Shape}
+		if m.NumBytes() < 0 {
+			return fmt.Errorf("%w: tensor %q has an invalid shape %v", ErrIndex, a.Name, a.Shape)
+		}
+		if a.Chunks != nil && len(a.Chunks) != len(a.Shape) {
+			return fmt.Errorf("%w: tensor %q has chunks %v for shape %v", ErrIndex, a.Name, a.Chunks, a.Shape)
+		}
+	}
+	for p, name := range byPath {
+		for dir := path.Dir(p); dir != "."; dir = path.Dir(dir) {
+			if other, ok := byPath[dir]; ok {
+				return fmt.Errorf("%w: array %q of tensor %q lies inside array %q of tensor %q; a zarr v2 array cannot contain other arrays, so rename one of the tensors", ErrIndex, p, name, dir, other)
+			}
+		}
+	}
+	return nil
+}
+
+// MarshalBinary encodes the index as msgpack, the parameter tree in the
+// order of ix.Arrays.
+func (ix *Index) MarshalBinary() ([]byte, error) {
+	if err := ix.Validate(); err != nil {
+		return nil, err
+	}
+	root := &tree{}
+	for i := range ix.Arrays {
+		a := &ix.Arrays[i]
+		if err := checkName(a.Name); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrIndex, err)
+		}
+		if err := root.insert(strings.Split(a.Name, "."), a); err != nil {
+			return nil, err
+		}
+	}
+	var buf bytes.Buffer
+	e := &encoder{enc: msgpack.NewEncoder(&buf)}
+	e.enc.UseCompactInts(true)
+	e.mapLen(4)
+	e.str("version")
+	e.int(int64(ix.Version))
+	e.str("optimizer")
+	e.mapLen(1)
+	e.str("target")
+	root.encode(e)
+	e.str("every_chunk_stored")
+	e.do(func() error { return e.enc.EncodeBool(ix.EveryChunkStored) })
+	e.str("tensor_order")
+	e.arrayLen(len(ix.Arrays))
+	for _, a := range ix.Arrays {
+		e.str(a.Name)
+	}
+	if e.err != nil {
+		return nil, fmt.Errorf("t5x: encode index: %w", e.err)
+	}
+	return buf.Bytes(), nil
+}
+
+// tree is the nested parameter tree, children in insertion order.
+type tree struct {
+	keys     []string
+	children []*tree
+	leaf     *Array
+}
+
+func (t *tree) insert(parts []string, a *Array) error {
+	node := t
+	for depth, part := range parts {
+		if node.leaf != nil {
+			return fmt.Errorf("%w: tensor %q is nested under tensor %q; rename one of them", ErrIndex, a.Name, node.leaf.Name)
+		}
+		i := slices.Index(node.keys, part)
+		if i < 0 {
+			node.keys = append(node.keys, part)
+			node.children = append(node.children, &tree{})
+			i = len(node.keys) - 1
+		}
+		node = node.children[i]
+		if depth == len(parts)-1 {
+			if node.leaf != nil || len(node.keys) > 0 {
+				return fmt.Errorf("%w: tensor %q is a prefix of another tensor's name; rename one of them", ErrIndex, a.Name)
+			}
+			node.leaf = a
+		}
+	}
+	return nil
+}
+
+func (t *tree) encode(e *encoder) {
+	if t.leaf != nil {
+		e.spec(t.leaf)
+		return
+	}
+	e.mapLen(len(t.keys))
+	for i, k := range t.keys {
+		e.str(k)
+		t.children[i].encode(e)
+	}
+}
+
+// encoder wraps a msgpack encoder and keeps its first error, so a
+// sequence of writes needs one check at the end.
+type encoder struct {
+	enc *msgpack.Encoder
+	err error
+}
+
+func (e *encoder) do(f func() error) {
+	if e.err == nil {
+		e.err = f()
+	}
+}
+
+func (e *encoder) mapLen(n int)   { e.do(func() error { return e.enc.EncodeMapLen(n) }) }
+func (e *encoder) arrayLen(n int) { e.do(func() error { return e.enc.EncodeArrayLen(n) }) }
+func (e *encoder) str(s string)   { e.do(func() error { return e.enc.EncodeString(s) }) }
+func (e *encoder) int(v int64)    { e.do(func() error { return e.enc.EncodeInt(v) }) }
+func (e *encoder) nil()           { e.do(e.enc.EncodeNil) }
+
+func (e *encoder) ints(v []int64) {
+	e.arrayLen(len(v))
+	for _, x := range v {
+		e.int(x)
+	}
+}
+
+// spec writes the TensorStore spec of one array, with the keys T5X
+// writes.
+func (e *encoder) spec(a *Array) {
+	e.mapLen(4)
+	e.str("driver")
+	e.str("zarr")
+	e.str("dtype")
+	e.str(a.DType.String())
+	e.str("kvstore")
+	e.mapLen(2)
+	e.str("driver")
+	e.str("file")
+	e.str("path")
+	e.str(a.Path)
+	e.str("metadata")
+	e.mapLen(3)
+	e.str("chunks")
+	e.ints(a.Chunks)
+	e.str("compressor")
+	if a.Compressor == "" || a.Compressor == "raw" {
+		e.nil()
+	} else {
+		e.mapLen(1)
+		e.str("id")
+		e.str(a.Compressor)
+	}
+	e.str("shape")
+	e.ints(a.Shape)
+}

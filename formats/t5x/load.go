@@ -1,0 +1,358 @@
+package t5x
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"ckptbench/formats/zarr"
+	"ckptbench/tensor"
+)
+
+// loadArray is one tensor on its way from disk.
+type loadArray struct {
+	entry  Array
+	dir    string
+	md     zarr.Metadata
+	codec  zarr.Codec
+	grid   grid
+	stored int64 // bytes per element on disk
+	out    int64 // bytes per element in memory
+	// run copies runs of elements from a chunk into the tensor, converting
+	// the dtype when RestoreDType asks for a cast.
+	run  func(dst, src []byte)
+	cast bool
+	fill []byte // one element of the fill value, in the tensor's dtype
+	t    *tensor.Tensor
+}
+
+// Load reads the checkpoint directory at src. The index gives the tensors,
+// their order, and each one's array; each array's .zarray gives the
+// chunking and compressor actually used, whatever the index recorded,
+// and must agree with the index on shape and dtype.
+//
+// All tensors live in one anonymous memory map, each starting on a block
+// boundary, which the returned state dict unmaps on Close. Chunks are
+// read concurrently: an uncompressed chunk that is a contiguous run of
+// its tensor is read straight into the tensor's memory (with O_DIRECT
+// when aligned), a compressed one is decoded straight into it, and any
+// other chunk goes through a buffer and is copied into place.
+//
+// A missing chunk file is a chunk of the array's fill value, as in zarr
+// and TensorStore, unless the index says every chunk was stored (as
+// Save records), in which case it is an error.
+func (f *Format) Load(src string) (*tensor.StateDict, error) {
+	indexPath := filepath.Join(src, IndexFile)
+	b, err := os.ReadFile(indexPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("t5x: %s is missing, so %s is not a complete t5x checkpoint (a save that did not finish leaves no index)", indexPath, src)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("t5x: read index: %w", err)
+	}
+	ix, err := ParseIndex(b)
+	if err != nil {
+		return nil, fmt.Errorf("t5x: %s: %w", indexPath, err)
+	}
+
+	arrays := make([]*loadArray, len(ix.Arrays))
+	err = forEach(len(arrays), f.opts.IOConcurrency, func(i int) error {
+		a, err := f.openArray(src, ix.Arrays[i])
+		arrays[i] = a
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	var total int64
+	for _, a := range arrays {
+		total += alignUp(a.entry.numElements() * a.out)
+	}
+	mem, err := mapArena(total)
+	if err != nil {
+		return nil, fmt.Errorf("t5x: load %s: %w", src, err)
+	}
+	sd := &tensor.StateDict{Tensors: make([]*tensor.Tensor, len(arrays))}
+	var off int64
+	for i, a := range arrays {
+		n := a.entry.numElements() * a.out
+		a.t = &tensor.Tensor{
+			Meta: tensor.Meta{Name: a.entry.Name, DType: f.outDType(a.entry.DType), Shape: slices.Clone(a.entry.Shape)},
+			Data: mem[off : off+n : off+n],
+		}
+		sd.Tensors[i] = a.t
+		off += alignUp(n)
+	}
+
+	p := newPipeline(f.opts.IOConcurrency, f.opts.ByteBudget)
+	for _, a := range arrays {
+		for i := range a.grid.numChunks() {
+			if p.failed() {
+				break
+			}
+			f.readChunk(p, a, i, ix.EveryChunkStored)
+		}
+	}
+	if err := p.wait(); err != nil {
+		unmapArena(mem)
+		return nil, err
+	}
+	sd.OnClose(func() error { return unmapArena(mem) })
+	return sd, nil
+}
+
+func (a Array) numElements() int64 { return tensor.Meta{DType: a.DType, Shape: a.Shape}.NumElements() }
+
+// outDType returns the dtype a tensor stored as d has after loading.
+func (f *Format) outDType(d tensor.DType) tensor.DType {
+	if f.opts.RestoreDType != tensor.Invalid && isFloat(d) {
+		return f.opts.RestoreDType
+	}
+	return d
+}
+
+// openArray reads the .zarray of e's array and checks it against e.
+func (f *Format) openArray(root string, e Array) (*loadArray, error) {
+	dir := filepath.Join(root, filepath.FromSlash(e.Path))
+	md, err := zarr.ReadMetadata(dir)
+	if err != nil {
+		return nil, fmt.Errorf("t5x: tensor %q: %w", e.Name, err)
+	}
+	stored, err := md.TensorDType()
+	if err != nil {
+		return nil, fmt.Errorf("t5x: tensor %q: array %s: %w", e.Name, dir, err)
+	}
+	if !slices.Equal(md.Shape, e.Shape) {
+		return nil, fmt.Errorf("t5x: tensor %q: array %s has shape %v, but the index records %v; the checkpoint is inconsistent", e.Name, dir, md.Shape, e.Shape)
+	}
+	if stored != e.DType {
+		return nil, fmt.Errorf("t5x: tensor %q: array %s stores %s, but the index records %s; the checkpoint is inconsistent", e.Name, dir, stored, e.DType)
+	}
+	codec, err := zarr.CodecFromMetadata(md.Compressor)
+	if err != nil {
+		return nil, fmt.Errorf("t5x: tensor %q: array %s: %w; re-save the array with gzip, zstd or no compressor", e.Name, dir, err)
+	}
+	fill, err := md.FillBytes()
+	if err != nil {
+		return nil, fmt.Errorf("t5x: tensor %q: array %s: %w", e.Name, dir, err)
+	}
+	out := f.outDType(stored)
+	a := &loadArray{
+		entry:  e,
+		dir:    dir,
+		md:     md,
+		codec:  codec,
+		grid:   newGrid(md.Shape, md.Chunks),
+		stored: int64(stored.Size()),
+		out:    int64(out.Size()),
+		run:    copyBytes,
+		fill:   fill,
+	}
+	if out != stored {
+		a.cast = true
+		a.run = converter(stored, out)
+		a.fill = make([]byte, out.Size())
+		a.run(a.fill, fill)
+	}
+	return a, nil
+}
+
+// readChunk submits the read of chunk number linear of a to p.
+func (f *Format) readChunk(p *pipeline, a *loadArray, linear int64, requireChunks bool) {
+	idx := a.grid.chunkIndex(linear)
+	origin, extent := a.grid.region(idx)
+	file := filepath.Join(a.dir, filepath.FromSlash(zarr.ChunkKey(idx, a.md.Separator())))
+	chunkBytes := product(a.grid.chunks) * a.stored
+	validBytes := product(extent) * a.stored
+	direct := !f.opts.BufferedIO
+	raw := a.codec.ID() == "raw"
+	full := slices.Equal(extent, a.grid.chunks)
+	zeros := make([]int64, len(extent))
+
+	// dst is the chunk's place in the tensor when that is one run of
+	// memory in the stored dtype.
+	var dst []byte
+	if off, ok := contiguousOffset(a.t.Shape, origin, extent); ok && !a.cast {
+		dst = a.t.Data[off*a.out : off*a.out+validBytes]
+	}
+	_, prefix := contiguousOffset(a.grid.chunks, zeros, extent)
+	readInto := raw && dst != nil && prefix && (!direct || aligned(dst))
+	decodeInto := !raw && dst != nil && full
+
+	fail := func(err error) error {
+		return fmt.Errorf("t5x: tensor %q: chunk %s: %w", a.entry.Name, file, err)
+	}
+	// open opens the chunk file; a missing one is filled in place and
+	// returns ok=false.
+	open := func() (chunkFile, bool, error) {
+		cf, err := openChunk(file, direct)
+		if errors.Is(err, unix.ENOENT) {
+			if requireChunks {
+				return cf, false, fail(fmt.Errorf("the file is missing, but the index says every chunk was stored: the checkpoint lost data"))
+			}
+			copyBox(a.t.Data, a.t.Shape, origin, a.out, nil, extent, zeros, 0, extent,
+				func(dst, _ []byte) { fillElements(dst, a.fill) })
+			return cf, false, nil
+		}
+		if err != nil {
+			return cf, false, fail(err)
+		}
+		if raw && cf.size != chunkBytes {
+			cf.close()
+			return cf, false, fail(fmt.Errorf("the file holds %d bytes, but an uncompressed chunk of %v %s holds %d; the file is truncated or not part of this array", cf.size, a.grid.chunks, a.md.DType, chunkBytes))
+		}
+		return cf, true, nil
+	}
+
+	if readInto {
+		if err := p.pool.reserve(p.ctx, validBytes); err != nil {
+			return
+		}
+		p.goIO(func(tail []byte) error {
+			defer p.pool.unreserve(validBytes)
+			if p.failed() {
+				return nil
+			}
+			cf, ok, err := open()
+			if !ok {
+				return err
+			}
+			defer cf.close()
+			if err := cf.readInto(dst, tail); err != nil {
+				return fail(err)
+			}
+			return nil
+		})
+		return
+	}
+
+	p.goIO(func(tail []byte) error {
+		if p.failed() {
+			return nil
+		}
+		cf, ok, err := open()
+		if !ok {
+			return err
+		}
+		defer cf.close()
+		// One buffer: the file, then (for a compressed chunk that cannot
+		// be decoded in place) the decoded chunk.
+		fileBytes := alignUp(cf.size)
+		size := fileBytes
+		if !raw && !decodeInto {
+			size += chunkBytes
+		}
+		buf, err := p.pool.get(p.ctx, size)
+		if err != nil {
+			return nil // canceled; the first error is reported
+		}
+		encoded, err := cf.readAll(buf[:fileBytes])
+		if err != nil {
+			p.pool.put(buf)
+			return fail(err)
+		}
+		p.goCPU(func() error {
+			defer p.pool.put(buf)
+			if p.failed() {
+				return nil
+			}
+			chunk := encoded
+			if !raw {
+				target := dst
+				if !decodeInto {
+					target = buf[fileBytes : fileBytes+chunkBytes]
+				}
+				out, err := a.codec.Decode(target, encoded)
+				if err != nil {
+					return fail(err)
+				}
+				if int64(len(out)) != chunkBytes {
+					return fail(fmt.Errorf("%w: it decodes to %d bytes, but a chunk of %v %s holds %d; the file is truncated or not part of this array", zarr.ErrChunkSize, len(out), a.grid.chunks, a.md.DType, chunkBytes))
+				}
+				if decodeInto {
+					return nil
+				}
+				chunk = out
+			}
+			copyBox(a.t.Data, a.t.Shape, origin, a.out, chunk, a.grid.chunks, zeros, a.stored, extent, a.run)
+			return nil
+		})
+		return nil
+	})
+}
+
+// fillElements repeats the element elem over dst.
+func fillElements(dst, elem []byte) {
+	if len(dst) == 0 {
+		return
+	}
+	n := copy(dst, elem)
+	for n < len(dst) {
+		n += copy(dst[n:], dst[:n])
+	}
+}
+
+// mapArena returns n bytes of zeroed anonymous memory for loaded tensors,
+// or nil for n == 0. Transparent huge pages are requested where the
+// kernel offers them, which cuts the page faults of filling gigabytes.
+func mapArena(n int64) ([]byte, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	mem, err := unix.Mmap(-1, 0, int(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, fmt.Errorf("allocate %d bytes for the tensors: %w", n, err)
+	}
+	unix.Madvise(mem, unix.MADV_HUGEPAGE) // advice only; failure is harmless
+	return mem, nil
+}
+
+func unmapArena(mem []byte) error {
+	if mem == nil {
+		return nil
+	}
+	if err := unix.Munmap(mem); err != nil {
+		return fmt.Errorf("t5x: unmap tensor memory: %w", err)
+	}
+	return nil
+}
+
+// forEach calls fn(0..n-1) on at most limit goroutines and returns the
+// first error; after an error, calls not yet started are skipped.
+func forEach(n, limit int, fn func(int) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	sem := make(chan struct{}, limit)
+	for i := range n {
+		mu.Lock()
+		stop := first != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}

@@ -1,0 +1,64 @@
+package t5x
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"ckptbench/model"
+	"ckptbench/tensor"
+	"ckptbench/tensor/tensortest"
+)
+
+// saveLoad saves sd with opts into a fresh directory, loads it back and
+// returns the loaded state dict, closed when the test ends.
+func saveLoad(t *testing.T, opts Options, sd *tensor.StateDict) (*tensor.StateDict, string) {
+	t.Helper()
+	f, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "checkpoint_1")
+	if err := f.Save(dir, sd); err != nil {
+		t.Fatalf("Save: %v", err)
+	}
+	got, err := f.Load(dir)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	t.Cleanup(func() { got.Close() })
+	return got, dir
+}
+
+func TestRoundTripTiny(t *testing.T) {
+	for _, dtype := range []tensor.DType{tensor.Float16, tensor.BFloat16, tensor.Float32} {
+		for _, codec := range []string{"gzip", "zstd", "raw"} {
+			for _, buffered := range []bool{false, true} {
+				name := fmt.Sprintf("dtype=%s/codec=%s/buffered=%v", dtype, codec, buffered)
+				t.Run(name, func(t *testing.T) {
+					want := model.Synthetic(model.Tiny.Config, dtype, 7)
+					got, _ := saveLoad(t, Options{Codec: codec, BufferedIO: buffered}, want)
+					tensortest.Equal(t, want, got)
+				})
+			}
+		}
+	}
+}
+
+// TestRoundTripSmallChunks cuts every tensor of the tiny model into many
+// chunks, some of them column blocks that are not contiguous in memory,
+// so gather and scatter run on every tensor.
+func TestRoundTripSmallChunks(t *testing.T) {
+	for _, codec := range []string{"gzip", "raw"} {
+		t.Run("codec="+codec, func(t *testing.T) {
+			want := model.Synthetic(model.Tiny.Config, tensor.Float32, 3)
+			got, dir := saveLoad(t, Options{Codec: codec, ChunkBytes: 1000, IOConcurrency: 3, ByteBudget: 64 << 10}, want)
+			tensortest.Equal(t, want, got)
+			files, _ := os.ReadDir(filepath.Join(dir, "model", "embed_tokens", "weight"))
+			if len(files) < 10 {
+				t.Errorf("embedding has %d files, want many chunks with ChunkBytes 1000", len(files))
+			}
+		})
+	}
+}
