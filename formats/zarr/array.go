@@ -354,7 +354,7 @@ func (r *chunkReader) read(path string, target []byte) (bool, error) {
 	if r.raw {
 		// Uncompressed chunks go from the file straight into target.
 		if size != int64(len(target)) {
-			return false, fmt.Errorf("zarr: read chunk %s: %w: the file has %d bytes, an uncompressed chunk has %d", path, ErrChunkSize, size, len(target))
+			return false, fmt.Errorf("zarr: read chunk %s: %w: the file has %d bytes, an uncompressed chunk has %d; the file is truncated or belongs to another array", path, ErrChunkSize, size, len(target))
 		}
 		if _, err := io.ReadFull(f, target); err != nil {
 			return false, fmt.Errorf("zarr: read chunk %s: %w", path, err)
@@ -370,10 +370,10 @@ func (r *chunkReader) read(path string, target []byte) (bool, error) {
 	}
 	out, err := r.codec.Decode(target, r.encoded)
 	if err != nil {
-		return false, fmt.Errorf("zarr: read chunk %s: %w", path, err)
+		return false, fmt.Errorf("zarr: read chunk %s: %w; the file is damaged, truncated or belongs to another array", path, err)
 	}
 	if len(out) != len(target) {
-		return false, fmt.Errorf("zarr: read chunk %s: %w: it decodes to %d bytes, a chunk has %d (truncated file?)", path, ErrChunkSize, len(out), len(target))
+		return false, fmt.Errorf("zarr: read chunk %s: %w: it decodes to %d bytes, a chunk has %d; the file is truncated or belongs to another array", path, ErrChunkSize, len(out), len(target))
 	}
 	return true, nil
 }

@@ -140,16 +140,19 @@ func (f *Format) Load(path string) (*tensor.StateDict, error) {
 	sd := &tensor.StateDict{Tensors: make([]*tensor.Tensor, 0, len(idx.Tensors))}
 	for _, e := range idx.Tensors {
 		dir := filepath.Join(path, filepath.FromSlash(e.Path))
-		t, err := loadTensor(dir, e)
+		t, err := loadTensor(sd, dir, e)
 		if err != nil {
-			return nil, fmt.Errorf("zarr: tensor %q: %w", e.Name, err)
+			sd.Close()
+			return nil, &tensorError{name: e.Name, err: err}
 		}
 		sd.Add(t)
 	}
 	return sd, nil
 }
 
-func loadTensor(dir string, e IndexEntry) (*tensor.Tensor, error) {
+// loadTensor reads the array in dir into memory allocated from sd, after
+// checking its metadata against the index entry e.
+func loadTensor(sd *tensor.StateDict, dir string, e IndexEntry) (*tensor.Tensor, error) {
 	md, err := ReadMetadata(dir)
 	if err != nil {
 		return nil, err
@@ -165,9 +168,26 @@ func loadTensor(dir string, e IndexEntry) (*tensor.Tensor, error) {
 	if !slices.Equal(md.Shape, e.Shape) {
 		return nil, fmt.Errorf("%s has shape %v, but the index lists %v; the checkpoint is inconsistent, re-save it", metaPath, md.Shape, e.Shape)
 	}
-	t := tensor.New(e.Name, e.DType, e.Shape...)
+	data, err := sd.Alloc((tensor.Meta{DType: e.DType, Shape: e.Shape}).NumBytes())
+	if err != nil {
+		return nil, err
+	}
+	t := &tensor.Tensor{Meta: tensor.Meta{Name: e.Name, DType: e.DType, Shape: slices.Clone(e.Shape)}, Data: data}
 	if err := ReadArrayWith(dir, md, t.Data, ReadOptions{RequireChunks: true}); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
+
+// tensorError adds the name of the tensor being loaded to an error from
+// the array primitives, which name only files.
+type tensorError struct {
+	name string
+	err  error
+}
+
+func (e *tensorError) Error() string {
+	return fmt.Sprintf("zarr: tensor %q: %s", e.name, strings.TrimPrefix(e.err.Error(), "zarr: "))
+}
+
+func (e *tensorError) Unwrap() error { return e.err }
