@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"golang.org/x/perf/benchmath"
+)
+
+// writeAnalysis writes findings computed from the numbers: the fastest
+// and slowest approach of each operation, how they compare with
+// torchsave, which fall below belowLimitFraction of the disk limit, the
+// smallest checkpoint and the largest peak memory. Nothing in it is
+// written by hand.
+func writeAnalysis(w io.Writer, rep *Report) {
+	run := rep.Run
+	fmt.Fprintf(w, "## Findings\n\n")
+	for _, op := range allOps {
+		for _, line := range opFindings(run, op) {
+			fmt.Fprintf(w, "- %s\n", line)
+		}
+	}
+	for _, line := range sizeFindings(rep) {
+		fmt.Fprintf(w, "- %s\n", line)
+	}
+	if line := memoryFinding(run); line != "" {
+		fmt.Fprintf(w, "- %s\n", line)
+	}
+	fmt.Fprintln(w)
+}
+
+// ranked returns the run's non-reference cells of op that have a time,
+// fastest first.
+func ranked(run *Run, op Op) []*Cell {
+	var cells []*Cell
+	for _, v := range run.variantsWith(op) {
+		c := run.Cell(v, op)
+		if !v.IsDisk() && c.Stat(unitTime) != nil {
+			cells = append(cells, c)
+		}
+	}
+	sort.SliceStable(cells, func(i, j int) bool {
+		return cells[i].Stat(unitTime).Median() < cells[j].Stat(unitTime).Median()
+	})
+	return cells
+}
+
+func opFindings(run *Run, op Op) []string {
+	cells := ranked(run, op)
+	if len(cells) == 0 {
+		return nil
+	}
+	limit := run.Limit(op)
+	base := run.Cell(baseline, op)
+	var lines []string
+
+	fastest := cells[0]
+	line := fmt.Sprintf("**%s**: %s is fastest, %s (%s", capitalize(op.String()), fastest.Variant,
+		formatSeconds(fastest.Stat(unitTime).Median()), formatRate(fastest.Stat(unitRate).Median()))
+	if f, ok := FractionOfLimit(fastest, limit); ok {
+		line += ", " + formatPercent(f) + " of the disk limit"
+	}
+	line += ")"
+	if base != nil && fastest != base {
+		if s, ok := SpeedupOver(fastest, base); ok {
+			line += fmt.Sprintf(", %s torchsave's speed", formatTimes(s))
+		}
+	}
+	if len(cells) > 1 {
+		line += "; " + runnerUpText(fastest, cells[1])
+	}
+	lines = append(lines, line+".")
+
+	if len(cells) > 1 {
+		slowest := cells[len(cells)-1]
+		line := fmt.Sprintf("Slowest %s: %s, %s", op, slowest.Variant, formatSeconds(slowest.Stat(unitTime).Median()))
+		line += fmt.Sprintf(", %s the fastest's time", formatTimes(slowest.Stat(unitTime).Median()/fastest.Stat(unitTime).Median()))
+		lines = append(lines, line+".")
+	}
+
+	if limit.Best == nil {
+		lines = append(lines, fmt.Sprintf("No disk reference for the %s, so no approach is measured against a limit.", op))
+		return lines
+	}
+	var below []string
+	for _, c := range cells {
+		if f, ok := FractionOfLimit(c, limit); ok && f < belowLimitFraction {
+			below = append(below, fmt.Sprintf("%s %s", c.Variant, formatPercent(f)))
+		}
+	}
+	if len(below) == 0 {
+		lines = append(lines, fmt.Sprintf("Every %s reaches %s of the disk limit (%s) or more.",
+			op, formatPercent(belowLimitFraction), formatRate(limit.Rate())))
+	} else {
+		lines = append(lines, fmt.Sprintf("Below %s of the %s limit (%s, %s): %s.",
+			formatPercent(belowLimitFraction), op, formatRate(limit.Rate()), limit.Best.Variant, strings.Join(below, ", ")))
+	}
+	return lines
+}
+
+// runnerUpText says how the fastest compares with the second, using the
+// Mann-Whitney U test on their times as benchstat would.
+func runnerUpText(fastest, second *Cell) string {
+	a, b := fastest.Stat(unitTime), second.Stat(unitTime)
+	cmp := benchmath.AssumeNothing.Compare(a.Sample, b.Sample)
+	ahead := b.Median()/a.Median() - 1
+	if cmp.P > cmp.Alpha {
+		return fmt.Sprintf("the runner-up %s is not distinguishable from it (%s)", second.Variant, cmp)
+	}
+	return fmt.Sprintf("%s ahead of the runner-up %s (%s)", formatPercent(ahead), second.Variant, cmp)
+}
+
+func sizeFindings(rep *Report) []string {
+	run := rep.Run
+	var best *Cell
+	bestRatio := 0.0
+	for _, v := range run.Variants {
+		c := run.firstCell(v, allOps...)
+		if r, ok := CompressionRatio(c); ok && !v.IsDisk() && r > bestRatio {
+			best, bestRatio = c, r
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	var lines []string
+	line := fmt.Sprintf("Smallest checkpoint: %s, %s on disk, compression ratio %.3f (%s smaller than the tensors) on %s",
+		best.Variant, formatBytes(best.Stat(unitDisk).Median()), bestRatio, formatPercent(1-1/bestRatio), run.weightsShort())
+	lines = append(lines, line+".")
+	if rep.Real == nil {
+		return lines
+	}
+	if realCell := rep.Real.firstCell(best.Variant, allOps...); realCell != nil {
+		if r, ok := CompressionRatio(realCell); ok {
+			lines = append(lines, fmt.Sprintf("On real weights %s reaches a ratio of %.3f, against %.3f on %s.",
+				best.Variant, r, bestRatio, run.weightsShort()))
+		}
+	}
+	return lines
+}
+
+func memoryFinding(run *Run) string {
+	var worst *Cell
+	for _, c := range run.Cells {
+		if c.Variant.IsDisk() || c.Stat(unitRSS) == nil {
+			continue
+		}
+		if worst == nil || c.Stat(unitRSS).Median() > worst.Stat(unitRSS).Median() ||
+			(c.Stat(unitRSS).Median() == worst.Stat(unitRSS).Median() && variantLess(c.Variant, worst.Variant)) {
+			worst = c
+		}
+	}
+	if worst == nil {
+		return ""
+	}
+	line := fmt.Sprintf("Largest peak memory: %s during its %s, %s", worst.Variant, worst.Op, formatBytes(worst.Stat(unitRSS).Median()))
+	if tb := run.TensorBytes(); tb > 0 {
+		line += fmt.Sprintf(", %.2f× the tensor bytes", worst.Stat(unitRSS).Median()/tb)
+	}
+	return line + "."
+}
