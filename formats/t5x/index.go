@@ -153,7 +153,7 @@ func (ix *Index) MarshalBinary() ([]byte, error) {
 		if err := checkName(a.Name); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrIndex, err)
 		}
-		if err := root.insert(strings.Split(a.Name, "."), a); err != nil {
+		if err := root.insert(splitName(a.Name), a); err != nil {
 			return nil, err
 		}
 	}
@@ -179,6 +179,10 @@ func (ix *Index) MarshalBinary() ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// splitName returns the parts of a tensor name, its path in the
+// parameter tree.
+func splitName(name string) []string { return strings.Split(name, ".") }
 
 // tree is the nested parameter tree, children in insertion order.
 type tree struct {

@@ -62,3 +62,15 @@ func TestRoundTripSmallChunks(t *testing.T) {
 		})
 	}
 }
+
+func TestRoundTripAwkwardShapes(t *testing.T) {
+	for _, codec := range []string{"gzip", "zstd", "raw"} {
+		for _, chunkBytes := range []int64{0, 64} {
+			t.Run(fmt.Sprintf("codec=%s/chunk=%d", codec, chunkBytes), func(t *testing.T) {
+				want := awkwardStateDict()
+				got, _ := saveLoad(t, Options{Codec: codec, ChunkBytes: chunkBytes}, want)
+				tensortest.Equal(t, want, got)
+			})
+		}
+	}
+}

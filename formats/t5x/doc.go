@@ -1,0 +1,63 @@
+// Package t5x saves and loads checkpoints laid out the way T5X
+// (google-research/t5x, t5x/checkpoints.py) writes them: one zarr v2 array
+// per parameter, written through TensorStore-compatible files, and a
+// msgpack index named "checkpoint".
+//
+// # Layout
+//
+// A checkpoint is a directory (T5X names it checkpoint_<step>):
+//
+//	checkpoint_1/
+//	  checkpoint                          msgpack index, written last
+//	  model/embed_tokens/weight/.zarray   zarr v2 metadata
+//	  model/embed_tokens/weight/0.0       chunk files, one per chunk
+//	  model/embed_tokens/weight/1.0
+//	  ...
+//	  model/layers/0/self_attn/q_proj/weight/.zarray
+//	  ...
+//
+// A tensor's array directory is its name with each "." turned into a
+// directory level (zarr.ArrayPath, which also escapes unusual bytes). Real
+// T5X joins its nested parameter path with "." into one flat directory
+// name instead; readers find arrays through the index either way, and
+// Load follows whatever paths an index records. See Index for what the
+// index holds.
+//
+// Chunk shapes follow T5X's rule (ChunkShape): about 64 MiB per chunk,
+// cutting the largest dimension to its next smaller divisor until the
+// chunk fits, so for OpenLLaMA-3B in float16 the embedding and the output
+// head are 4 chunks of [8000, 3200] and every other tensor is one chunk.
+// The default compressor is gzip (level 1), as in T5X; zstd and raw are
+// the alternatives.
+//
+// Unlike T5X, which casts float parameters to float32 before saving
+// (its save_dtype default), this package stores each tensor in its own
+// dtype, so a float16 model stays float16 on disk; bfloat16 is stored as
+// TensorStore's "bfloat16" zarr dtype, as T5X's checkpoint version 3
+// does. Options.RestoreDType casts on load, like T5X's restore_dtype.
+//
+// # Readers
+//
+// TensorStore's zarr driver opens every array (scripts/t5x_check.py
+// does, in the interop test). zarr-python reads the float16 and float32
+// arrays but not bfloat16, which it does not know. Load reads indexes
+// written by T5X-style Python writers that record TensorStore specs under
+// "optimizer"/"target"; it rejects parameters that T5X stores inline in
+// the msgpack file and kvstores other than local files.
+//
+// # Speed and durability
+//
+// Save and Load run chunks through two stages: CPU goroutines, one per
+// core, gather chunks that are not contiguous in the tensor and encode or
+// decode compressed ones; up to IOConcurrency goroutines create, write
+// and sync or read chunk files. The tensors are already in host memory,
+// so the gather step stands where T5X copies arrays off the device. A
+// byte budget bounds the chunk bytes in flight and the buffers they need.
+// Uncompressed chunks go between the disk and tensor memory with no copy
+// and, where the file system supports it, through O_DIRECT, which skips
+// the page cache; the file is preallocated first. Every chunk file is
+// fdatasynced, every directory fsynced and the index written last under
+// iox.TempPath, then the directory is published with iox.Commit, so a
+// save that fails or is interrupted leaves any previous checkpoint at the
+// same path intact and loadable.
+package t5x
