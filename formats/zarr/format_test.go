@@ -260,6 +260,14 @@ func TestLoadBadInput(t *testing.T) {
 			}
 		}
 	}
+	// One saved checkpoint per codec; each case damages a copy of it.
+	saved := map[string]string{}
+	for _, codec := range []string{"raw", "gzip", "zstd"} {
+		saved[codec] = filepath.Join(t.TempDir(), codec)
+		if err := newFormat(t, Options{Codec: codec}).Save(saved[codec], model.Synthetic(model.Tiny.Config, tensor.Float16, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		name   string
 		codec  string
@@ -302,7 +310,7 @@ func TestLoadBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFormat(t, Options{Codec: tc.codec})
 			root := filepath.Join(t.TempDir(), "ckpt")
-			if err := f.Save(root, model.Synthetic(model.Tiny.Config, tensor.Float16, 1)); err != nil {
+			if err := os.CopyFS(root, os.DirFS(saved[tc.codec])); err != nil {
 				t.Fatal(err)
 			}
 			tc.damage(t, root)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/x448/float16"
 
@@ -60,6 +61,9 @@ func ReadMetadata(dir string) (Metadata, error) {
 
 // ParseMetadata decodes and validates the JSON of a .zarray file.
 func ParseMetadata(b []byte) (Metadata, error) {
+	if err := checkKeys(b); err != nil {
+		return Metadata{}, err
+	}
 	var md Metadata
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&md); err != nil {
@@ -76,6 +80,28 @@ func ParseMetadata(b []byte) (Metadata, error) {
 		return Metadata{}, err
 	}
 	return md, nil
+}
+
+// metadataKeys are the .zarray keys; encoding/json would also match them
+// in any letter case, which TensorStore does not.
+var metadataKeys = []string{"zarr_format", "shape", "chunks", "dtype", "compressor", "fill_value", "order", "filters", "dimension_separator"}
+
+// checkKeys rejects keys that differ from a .zarray key only in letter
+// case, such as "Shape", so that such a file is not read differently
+// from TensorStore. Other unknown keys are ignored.
+func checkKeys(b []byte) error {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(b, &obj) != nil {
+		return nil // ParseMetadata reports the syntax error.
+	}
+	for k := range obj {
+		for _, known := range metadataKeys {
+			if k != known && strings.EqualFold(k, known) {
+				return fmt.Errorf("%w: key %q, want %q", ErrMetadata, k, known)
+			}
+		}
+	}
+	return nil
 }
 
 // WriteMetadata writes md to dir/.zarray and fsyncs the file. It does not
