@@ -1,14 +1,14 @@
-// Package device describes where the benchmarks keep tensors, the CPU or
-// a CUDA GPU that libtorch sees, and places a loaded state dict there, so
-// that a load on a GPU machine ends only when every byte is on the GPU.
+// Package device describes where the benchmarks keep tensors (the CPU, or
+// a CUDA GPU that libtorch detects) and places a loaded state dict there.
+// A load on a GPU machine thus ends only when every byte is on the GPU.
 //
-// Without the torch build tag, or when libtorch sees no GPU, the device is
-// the CPU, where a loaded state dict already is.
+// Without the torch build tag, or when libtorch detects no GPU, the device
+// is the CPU, where a loaded state dict already is.
 package device
 
 import "fmt"
 
-// Device is where tensors live: the CPU or one CUDA GPU.
+// Device is a location for tensors: the CPU or one CUDA GPU.
 type Device struct {
 	// Index is the CUDA device ordinal, or -1 for the CPU.
 	Index int

@@ -19,11 +19,23 @@ import (
 	"ckptbench/tensor"
 )
 
-// Current returns cuda:0 when libtorch sees a CUDA GPU, else the CPU.
+// Current returns cuda:0 when libtorch detects a CUDA GPU, else the CPU.
 func Current() Device {
-	if !gotch.CUDA.IsAvailable() {
+	// gotch's CUDA.IsAvailable reads libtorch's int result as a Go bool,
+	// which is not a valid bool when the call fails, so count the devices
+	// and check the error instead.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	libtorch.ClearError()
+	count := gotch.CUDA.DeviceCount()
+	if err := ts.TorchErr(); err != nil {
 		d := CPU
-		d.Note = "libtorch sees no CUDA GPU (scripts/gotch/setup.sh links the CUDA libraries only where nvidia-smi or the CUDA driver finds one)"
+		d.Note = fmt.Sprintf("libtorch failed to count CUDA devices: %v", libtorch.Clean(err))
+		return d
+	}
+	if count <= 0 {
+		d := CPU
+		d.Note = "libtorch detects no CUDA GPU"
 		return d
 	}
 	return Device{Index: 0, Name: gpuName()}

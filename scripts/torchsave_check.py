@@ -1,18 +1,24 @@
 """Cross-checks torchsave checkpoints with PyTorch, for formats/torchsave's tests.
 
-    torchsave_check.py read PATH
-        Loads PATH with torch.jit.load and prints one JSON object per line
-        for each parameter, in named_parameters order: name, dtype, shape,
-        the SHA-256 of its C-order bytes and whether it is contiguous. A last line reports what
-        torch.load returns for the same file.
+    torchsave_check.py COMMAND PATH [COMMAND PATH ...]
 
-    torchsave_check.py write PATH
+runs each command in turn in one process, because importing torch takes
+seconds. Every line printed is a JSON object whose "file" is the PATH of
+the command that printed it. The commands:
+
+    read PATH
+        Loads PATH with torch.jit.load and prints a line for each
+        parameter, in named_parameters order: name, dtype, shape, the
+        SHA-256 of its C-order bytes and whether it is contiguous. A last
+        line reports what torch.load returns for the same file.
+
+    write PATH
         Saves a TorchScript module with torch.jit.save whose parameters
         cover the hard cases (nested names with dots, bfloat16, a scalar, a
         zero-size and a non-contiguous tensor) and prints the same lines
         for what it saved, in order.
 
-    torchsave_check.py pickle PATH
+    pickle PATH
         Saves a plain dict of tensors with torch.save, the format torchsave
         must reject with a clear error.
 """
@@ -25,10 +31,11 @@ import warnings
 import torch
 
 
-def describe(name, t):
+def describe(path, name, t):
     flat = t.detach().contiguous().reshape(-1)
     raw = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
     return {
+        "file": path,
         "name": name,
         "dtype": str(t.dtype).removeprefix("torch."),
         "shape": list(t.shape),
@@ -40,11 +47,12 @@ def describe(name, t):
 def read(path):
     module = torch.jit.load(path, map_location="cpu")
     for name, p in module.named_parameters():
-        print(json.dumps(describe(name, p)))
+        print(json.dumps(describe(path, name, p)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = torch.load(path, map_location="cpu")
     print(json.dumps({
+        "file": path,
         "torch_load_type": type(loaded).__name__,
         "torch_load_warning": " ".join(str(w.message) for w in caught),
     }))
@@ -75,17 +83,22 @@ def write(path):
     module = torch.jit.script(Model(gen))
     torch.jit.save(module, path)
     for name, p in module.named_parameters():
-        print(json.dumps(describe(name, p)))
+        print(json.dumps(describe(path, name, p)))
 
 
 def pickle(path):
     torch.save({"weight": torch.arange(6, dtype=torch.float16).reshape(2, 3)}, path)
 
 
+COMMANDS = {"read": read, "write": write, "pickle": pickle}
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("read", "write", "pickle"):
-        sys.exit("usage: torchsave_check.py read|write|pickle PATH")
-    {"read": read, "write": write, "pickle": pickle}[sys.argv[1]](sys.argv[2])
+    args = sys.argv[1:]
+    if not args or len(args) % 2 or any(c not in COMMANDS for c in args[::2]):
+        sys.exit("usage: torchsave_check.py read|write|pickle PATH [read|write|pickle PATH ...]")
+    for command, path in zip(args[::2], args[1::2]):
+        COMMANDS[command](path)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-// Package libtorch is the bridge between the suite's core tensors and
-// libtorch tensors held through gotch (github.com/sugarme/gotch v0.9.1):
-// it lends a core tensor's payload to libtorch without a copy, exposes a
-// libtorch CPU tensor's memory as a core tensor without a copy, and turns
+// Package libtorch converts between the suite's core tensors and libtorch
+// tensors held through gotch (github.com/sugarme/gotch v0.9.1), copying no
+// payloads. Borrow lends a core tensor's payload to libtorch, and View
+// exposes a libtorch CPU tensor's memory as a core tensor. Clean turns
 // libtorch's error text into short Go errors.
 //
 // Everything but this comment needs the torch build tag and a libtorch

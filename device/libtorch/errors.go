@@ -9,16 +9,15 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
-// ClearError discards a libtorch error left on the calling OS thread by
-// an earlier call whose error nobody read, so that the next check reports
-// only what the next call did. The caller must hold runtime.LockOSThread.
+// ClearError discards a libtorch error that an earlier call left unread on
+// the calling OS thread, so the next check reports only the next call's
+// error. The caller must hold runtime.LockOSThread.
 func ClearError() { _ = ts.TorchErr() }
 
 // Clean shortens an error returned by gotch to libtorch's own message.
 // gotch appends a Go stack trace to every libtorch error, and libtorch
-// appends a C++ backtrace after "Exception raised from"; neither helps the
-// user of a checkpoint tool. Errors that do not come from libtorch are
-// returned unchanged.
+// adds a C++ backtrace after "Exception raised from". Neither helps the
+// user of a checkpoint tool. Other errors are returned unchanged.
 func Clean(err error) error {
 	if err == nil {
 		return nil
