@@ -100,7 +100,7 @@ func opFindings(run *Run, op Op) []string {
 	return lines
 }
 
-// runnerUpText says how the fastest compares with the second, using the
+// runnerUpText describes how the fastest compares with the second, using the
 // Mann-Whitney U test on their times as benchstat would.
 func runnerUpText(fastest, second *Cell) string {
 	a, b := fastest.Stat(unitTime), second.Stat(unitTime)

@@ -18,8 +18,8 @@ func result(name string, seconds, tensorBytes, diskBytes float64) string {
 		name, seconds*1e9, tensorBytes/seconds/1e6, diskBytes)
 }
 
-// runOf writes lines (each repeated five times with small jitter, so the
-// medians are the given values) into a results directory and loads it.
+// runOf writes lines, each repeated five times so that every row has
+// enough samples for a U test, into a results directory and loads it.
 func runOf(t *testing.T, lines ...string) *Run {
 	t.Helper()
 	dir := t.TempDir()

@@ -16,7 +16,8 @@
 // relative paths.
 //
 // With -real, a second results directory whose `weights:` line names a
-// Hugging Face checkpoint ("hf <dir>") adds a section comparing each
+// trained checkpoint ("pretrained, from <dir>", as the harness writes
+// with BENCH_MODEL_DIR set, or "hf <dir>") adds a section comparing each
 // codec's compression ratio on synthetic and real weights.
 package main
 
@@ -39,7 +40,7 @@ func run(args []string, stderr io.Writer) int {
 	resultsDir := flags.String("results", "", "directory of one run's raw results (`results/<run-id>`), required")
 	outDir := flags.String("out", ".", "directory to write comparison.md into")
 	chartDir := flags.String("charts", "", "directory for the PNG charts (default <results>/charts)")
-	realDir := flags.String("real", "", "optional results directory of a run on real weights (`weights: hf ...`) for the compression section")
+	realDir := flags.String("real", "", "optional results directory of a run on real weights (`weights: pretrained, from ...`) for the compression section")
 	model := flags.String("model", "", "model= value to report when a run holds several models")
 	if err := flags.Parse(args); err != nil {
 		return 2
@@ -71,7 +72,7 @@ func generate(resultsDir, outDir, chartDir, realDir, model string) error {
 			return err
 		}
 		if realRun.WeightsKind() != weightsReal {
-			return fmt.Errorf("-real %s: its weights line is %q, not real weights (\"hf <dir>\"); pass a run made with BENCH_MODEL_DIR set",
+			return fmt.Errorf("-real %s: its weights line is %q, not real weights (\"pretrained, from <dir>\"); pass a run made with BENCH_MODEL_DIR set",
 				realDir, realRun.ConfigValue("weights"))
 		}
 		rep.Real = realRun

@@ -8,14 +8,14 @@ import (
 	"strings"
 )
 
-// weightsKind is where the benchmarked weights came from, read from the
+// weightsKind is the source of the benchmarked weights, read from the
 // `weights:` configuration line.
 type weightsKind int
 
 const (
 	weightsUnknown   weightsKind = iota // no weights line, or an unknown value
 	weightsSynthetic                    // "synthetic (seed N)"
-	weightsReal                         // "hf <dir>": a Hugging Face checkpoint
+	weightsReal                         // "pretrained, from <dir>" or "hf <dir>": a trained checkpoint
 	weightsMixed                        // files disagree
 )
 
@@ -29,7 +29,7 @@ func (r *Run) WeightsKind() weightsKind {
 		return weightsMixed
 	case strings.HasPrefix(values[0], "synthetic"):
 		return weightsSynthetic
-	case strings.HasPrefix(values[0], "hf "):
+	case strings.HasPrefix(values[0], "pretrained") || strings.HasPrefix(values[0], "hf "):
 		return weightsReal
 	}
 	return weightsUnknown
@@ -66,7 +66,7 @@ func writeSetup(w io.Writer, run *Run) {
 	}
 	row("CPU", orUnknown(run.ConfigValue("cpu")))
 	row("cores", coresText(run))
-	row("memory", memText(run.ConfigValue("mem")))
+	row("memory", memText(firstConfig(run, "mem-total", "mem")))
 	row("disk", run.ConfigValue("disk-model"))
 	row("disk bandwidth, measured in this run", diskText(run))
 	row("device", orUnknown(run.ConfigValue("device")))
@@ -86,6 +86,16 @@ func writeSetup(w io.Writer, run *Run) {
 	}
 	row("Python peers", strings.Join(software, ", "))
 	fmt.Fprintln(w)
+}
+
+// firstConfig returns the value of the first of keys the run has.
+func firstConfig(run *Run, keys ...string) string {
+	for _, k := range keys {
+		if v := run.ConfigValue(k); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 func orUnknown(s string) string {
@@ -167,9 +177,13 @@ func streamsText(v Variant) string {
 	return v.Streams + " in flight"
 }
 
-// TensorBytes returns the checkpoint's tensor bytes: the largest of the
-// cells' (they agree up to the rounding of MB/s).
+// TensorBytes returns the checkpoint's tensor bytes: the tensor-bytes
+// configuration line, else the largest of the cells' (they agree up to
+// the rounding of MB/s).
 func (r *Run) TensorBytes() float64 {
+	if v, err := strconv.ParseFloat(r.ConfigValue("tensor-bytes"), 64); err == nil && v > 0 {
+		return v
+	}
 	n := 0.0
 	for _, c := range r.Cells {
 		n = max(n, c.TensorBytes)
@@ -188,7 +202,13 @@ func writeMethod(w io.Writer, run *Run) {
 	}
 	fmt.Fprintf(w, "The harness's rules, as bench/doc.go states them:\n\n")
 	fmt.Fprintf(w, "- Save is durable: the format syncs its files inside the timed region. This run records %s.\n", sync)
-	fmt.Fprintf(w, "- Cold load: before each timed load, the checkpoint's files are fsynced and evicted from the page cache with `posix_fadvise(POSIX_FADV_DONTNEED)`, outside the timed region. Warm load: after one untimed load. A load ends when every byte is in memory.\n")
+	cache := run.ConfigValue("cache")
+	if cache == "" {
+		cache = "not recorded: the results have no `cache:` line"
+	} else {
+		cache = "`cache: " + cache + "`"
+	}
+	fmt.Fprintf(w, "- Cold load: before each timed load, the checkpoint's files are fsynced and evicted from the page cache with `posix_fadvise(POSIX_FADV_DONTNEED)`, outside the timed region. Warm load: after one untimed load. A load ends when every byte is in memory. This run records %s.\n", cache)
 	fmt.Fprintf(w, "- Disk limit: the disk reference (`format=disk`, O_DIRECT) moves the same number of bytes with one stream and with 16 requests in flight; the better of the two is the limit of each operation. For warm loads the limit is the page-cache read.\n")
 	fmt.Fprintf(w, "- Peak RSS is the process's peak resident memory during the operation (VmHWM, reset before each operation); it includes the model the harness holds.\n\n")
 	fmt.Fprintf(w, "Each figure is the median of %s with its 95%% confidence interval, computed with golang.org/x/perf/benchmath as benchstat does (\"± ∞\" means too few runs for an interval). Throughput is tensor bytes divided by time.\n\n", runsText(run))

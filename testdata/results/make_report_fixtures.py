@@ -9,7 +9,7 @@ jitter so medians and confidence intervals have something to work on.
 
 report-synthetic/ is a partial run on synthetic weights: py-t5x and
 t5x/zstd are missing on purpose. report-real/ holds the compressing
-formats on real weights (`weights: hf ...`), for the -real section.
+formats on real weights (`weights: pretrained, from ...`), for the -real section.
 
 Usage: python3 testdata/results/make_report_fixtures.py
 """
@@ -21,17 +21,21 @@ TENSOR_BYTES = 6852947200
 COUNT = 6
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-GO_HEADER = """goos: linux
+# The configuration lines bench.Setup.Describe and the testing package
+# print.
+GO_HEADER = """weights: {weights}
+model: openlm-research/open_llama_3b
+dtype: float16
+tensor-bytes: 6852947200
+device: cpu
+sync: saves fsync every file and directory inside the timed region
+cache: cold loads follow fsync and posix_fadvise(DONTNEED) of every checkpoint file; warm loads follow an untimed load
+mem-total: 25210363904
+scratch: /work/main/scratch
+goos: linux
 goarch: amd64
 pkg: ckptbench/bench
 cpu: Intel(R) Xeon(R) Processor
-weights: {weights}
-device: cpu
-model: openlm-research/open_llama_3b
-dtype: float16
-sync: fsync of every file and directory inside the timed region
-mem: 25210363904
-disk-model: virtio-blk vda, 256 GiB
 """
 
 PY_HEADER = """pkg: peers
@@ -125,5 +129,6 @@ def write_set(directory, weights, go, peers, seed):
                 f.write("\n".join(out) + "\n")
 
 
-write_set(os.path.join(HERE, "report-synthetic"), "synthetic (seed 1)", GO, PEERS, 1)
-write_set(os.path.join(HERE, "report-real"), "hf models/open_llama_3b", REAL, {}, 2)
+write_set(os.path.join(HERE, "report-synthetic"),
+          "synthetic (seed 1; deterministic, shaped like trained weights)", GO, PEERS, 1)
+write_set(os.path.join(HERE, "report-real"), "pretrained, from /work/main/models/open_llama_3b", REAL, {}, 2)
