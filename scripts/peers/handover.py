@@ -1,0 +1,150 @@
+"""The handover file: a safetensors file that carries a model between Go and Python.
+
+The Go harness writes the model once as safetensors, outside any timed
+region, and every peer starts from it. The safetensors layout is an 8-byte
+little-endian header length, a JSON header mapping each tensor name to
+{dtype, shape, data_offsets} (plus an optional "__metadata__" object of
+strings), then the raw little-endian C-order payloads.
+
+safetensors' own writer (0.4.5) sorts tensors by dtype and name, so the
+file order is not the state dict order. This module reads tensors in the
+order of their data offsets, which is the saved order for files from the
+Go suite, and writes files in the state dict's order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+import safetensors
+
+from . import durable
+from .statedict import PeerError, StateDict, byte_view, dtype_from_safetensors, dtype_of
+
+# safetensors rejects headers above 100 MB; a larger length means a
+# corrupt or foreign file.
+MAX_HEADER_BYTES = 100_000_000
+
+
+def read_order(path: str) -> list[str]:
+    """Validate the header of the safetensors file at path and return its tensor names
+    in the order of their data offsets.
+
+    Raises PeerError naming the file and the tensor when the header is
+    malformed or a tensor's offsets disagree with its dtype and shape.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                raise PeerError(f"{path}: {size} bytes is too short for a safetensors file")
+            (header_len,) = struct.unpack("<Q", prefix)
+            if header_len > min(MAX_HEADER_BYTES, size - 8):
+                raise PeerError(
+                    f"{path}: header length {header_len} exceeds the file ({size} bytes); "
+                    "the file is not safetensors or is truncated, so write it again"
+                )
+            raw = f.read(header_len)
+    except OSError as e:
+        raise PeerError(f"cannot read the safetensors file {path}: {e.strerror}") from e
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PeerError(f"{path}: header is not valid JSON ({e})") from e
+    if not isinstance(header, dict):
+        raise PeerError(f"{path}: header is not a JSON object")
+
+    data_len = size - 8 - header_len
+    starts = []
+    for index, (name, entry) in enumerate(header.items()):
+        if name == "__metadata__":
+            continue
+        start = _check_entry(path, name, entry, data_len)
+        starts.append((start, index, name))
+    starts.sort()
+    return [name for _, _, name in starts]
+
+
+def _check_entry(path: str, name: str, entry, data_len: int) -> int:
+    """Validate one header entry and return the start of its data."""
+    if not isinstance(entry, dict):
+        raise PeerError(f"{path}: tensor {name}: header entry is not a JSON object")
+    dtype = dtype_from_safetensors(entry.get("dtype"))
+    if dtype is None:
+        raise PeerError(f"{path}: tensor {name}: dtype {entry.get('dtype')!r} is not supported")
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise PeerError(f"{path}: tensor {name}: shape {shape!r} is not a list of sizes")
+    offsets = entry.get("data_offsets")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(isinstance(o, int) for o in offsets)
+        or not 0 <= offsets[0] <= offsets[1] <= data_len
+    ):
+        raise PeerError(
+            f"{path}: tensor {name}: data_offsets {offsets!r} are outside the "
+            f"{data_len} data bytes"
+        )
+    numel = 1
+    for d in shape:
+        numel *= d
+    want = numel * dtype.torch.itemsize
+    if offsets[1] - offsets[0] != want:
+        raise PeerError(
+            f"{path}: tensor {name}: data_offsets {offsets} hold {offsets[1] - offsets[0]} "
+            f"bytes, but {dtype.name} {shape} needs {want}"
+        )
+    return offsets[0]
+
+
+def read_handover(path: str) -> StateDict:
+    """Read every tensor of the safetensors file at path into memory, in saved order.
+
+    The tensors are copies in anonymous memory, each with a storage of its
+    own, so a later save neither reads the file nor writes a storage that
+    several tensors share.
+    """
+    order = read_order(path)
+    sd: StateDict = {}
+    try:
+        with safetensors.safe_open(path, framework="pt") as f:
+            for name in order:
+                sd[name] = f.get_tensor(name).clone()
+    except safetensors.SafetensorError as e:
+        raise PeerError(f"{path}: {e}") from e
+    return sd
+
+
+def write_safetensors(path: str, sd: StateDict, metadata: dict[str, str] | None = None) -> None:
+    """Write sd as a safetensors file at path, keeping the state dict's order.
+
+    The write is durable and atomic: the file appears at path complete and
+    synced, or not at all.
+    """
+    header: dict = {}
+    if metadata:
+        header["__metadata__"] = dict(metadata)
+    offset = 0
+    for name, t in sd.items():
+        size = t.numel() * t.element_size()
+        header[name] = {
+            "dtype": dtype_of(t, name).safetensors,
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    # Pad the header with spaces so the payloads start 8-byte aligned, as
+    # safetensors' own writer does.
+    raw += b" " * (-len(raw) % 8)
+    with durable.atomic_save(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(raw)))
+            f.write(raw)
+            for t in sd.values():
+                f.write(byte_view(t.contiguous()).numpy())
+
