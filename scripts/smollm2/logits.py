@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from checkpoint import EMBED, LM_HEAD, CheckpointError, check_weights, read_weights
+from smollm2_weights import EMBED, LM_HEAD, CheckpointError, check_weights, read_weights
 
 PROMPT = "The capital of France is"
 

@@ -9,6 +9,7 @@ complete. Set SMOLLM2_DIR to test a checkpoint elsewhere.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -23,9 +24,20 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "scripts" / "smollm2"
 sys.path.insert(0, str(SCRIPTS))
 
-import checkpoint  # noqa: E402
-import convert  # noqa: E402
-import logits as logits_script  # noqa: E402
+import smollm2_weights  # noqa: E402
+
+
+def load_script(name: str):
+    """Import scripts/smollm2/NAME.py under a prefixed module name, so it
+    cannot collide with another test's module of the same name."""
+    spec = importlib.util.spec_from_file_location(f"smollm2_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+convert = load_script("convert")
+logits_script = load_script("logits")
 
 # Written for this test: plain English whose continuation a working
 # 135M model predicts well.
@@ -58,24 +70,15 @@ def tokenizer(model_dir):
 
 
 @pytest.fixture(scope="session")
-def model(model_dir):
-    from transformers import AutoModelForCausalLM
-
-    # torch 2.1 has no float16 matmul on CPU; widening to float32 is exact.
-    m = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
-    return m.eval()
-
-
-@pytest.fixture(scope="session")
 def safetensors_weights(model_dir):
     from safetensors.torch import load_file
 
-    return load_file(str(model_dir / checkpoint.SAFETENSORS))
+    return load_file(str(model_dir / smollm2_weights.SAFETENSORS))
 
 
 @pytest.fixture(scope="session")
 def bin_weights(model_dir):
-    return checkpoint.torch_load(model_dir / checkpoint.PYTORCH_BIN)
+    return smollm2_weights.torch_load(model_dir / smollm2_weights.PYTORCH_BIN)
 
 
 def test_config_is_smollm2_135m(model_dir):
@@ -91,9 +94,9 @@ def test_config_is_smollm2_135m(model_dir):
 
 
 def test_conversion_is_cached(model_dir):
-    before = (model_dir / checkpoint.SAFETENSORS).stat().st_mtime_ns
+    before = (model_dir / smollm2_weights.SAFETENSORS).stat().st_mtime_ns
     assert convert.convert(model_dir, REPO_ROOT / "models" / "cache", "float16", None) is False
-    assert (model_dir / checkpoint.SAFETENSORS).stat().st_mtime_ns == before
+    assert (model_dir / smollm2_weights.SAFETENSORS).stat().st_mtime_ns == before
 
 
 def test_bin_order_is_state_dict_order(model_dir, bin_weights):
@@ -103,20 +106,20 @@ def test_bin_order_is_state_dict_order(model_dir, bin_weights):
     config = AutoConfig.from_pretrained(model_dir)
     with no_init_weights():
         names = list(LlamaForCausalLM(config).state_dict())
-    names.remove(checkpoint.LM_HEAD)
+    names.remove(smollm2_weights.LM_HEAD)
     assert list(bin_weights) == names
-    assert list(checkpoint.expected_shapes(config)) == names
+    assert list(smollm2_weights.expected_shapes(config)) == names
 
 
 def test_files_hold_identical_tensors(safetensors_weights, bin_weights):
     assert len(bin_weights) == 272
     assert sorted(safetensors_weights) == sorted(bin_weights)
-    assert checkpoint.LM_HEAD not in bin_weights
+    assert smollm2_weights.LM_HEAD not in bin_weights
     for name, want in bin_weights.items():
         got = safetensors_weights[name]
         assert got.dtype == torch.float16, name
         assert got.shape == want.shape, name
-        assert checkpoint.same_bits(got, want), f"{name}: bytes differ between the two files"
+        assert smollm2_weights.same_bits(got, want), f"{name}: bytes differ between the two files"
 
 
 def test_bin_tensors_own_their_storage(bin_weights):
@@ -131,7 +134,7 @@ def gguf_to_hf_name(name: str) -> str:
     """Map a llama.cpp tensor name to transformers' name, written here
     independently of transformers' own table."""
     if name == "token_embd.weight":
-        return checkpoint.EMBED
+        return smollm2_weights.EMBED
     if name == "output_norm.weight":
         return "model.norm.weight"
     _, layer, part, _ = name.split(".")
@@ -164,9 +167,9 @@ def test_tensors_match_gguf(model_dir, safetensors_weights):
         want = dequantize(t.data, t.tensor_type).astype(np.float16)
         got = safetensors_weights[name].numpy()
         if ".q_proj." in name:
-            got = checkpoint.to_gguf_rows(got, config["num_attention_heads"])
+            got = smollm2_weights.to_gguf_rows(got, config["num_attention_heads"])
         elif ".k_proj." in name:
-            got = checkpoint.to_gguf_rows(got, config["num_key_value_heads"])
+            got = smollm2_weights.to_gguf_rows(got, config["num_key_value_heads"])
         assert got.shape == want.shape, name
         assert np.array_equal(got.view(np.uint16), want.view(np.uint16)), f"{name} differs from GGUF {t.name}"
 
@@ -177,44 +180,54 @@ def passage_loss(model, tokenizer) -> float:
         return model(input_ids=ids, labels=ids).loss.item()
 
 
-def test_attention_row_order_matters(model, tokenizer):
-    """The converted q/k rows predict English well and llama.cpp's order
-    predicts it much worse, so the un-permutation goes the right way."""
-    good = passage_loss(model, tokenizer)
-    saved = {}
-    try:
-        with torch.no_grad():
-            for n, layer in enumerate(model.model.layers):
-                attn = layer.self_attn
-                saved[n] = (attn.q_proj.weight.clone(), attn.k_proj.weight.clone())
-                q = checkpoint.to_gguf_rows(attn.q_proj.weight.numpy(), model.config.num_attention_heads)
-                k = checkpoint.to_gguf_rows(attn.k_proj.weight.numpy(), model.config.num_key_value_heads)
-                attn.q_proj.weight.copy_(torch.from_numpy(q))
-                attn.k_proj.weight.copy_(torch.from_numpy(k))
-        permuted = passage_loss(model, tokenizer)
-    finally:
-        with torch.no_grad():
-            for n, (q, k) in saved.items():
-                model.model.layers[n].self_attn.q_proj.weight.copy_(q)
-                model.model.layers[n].self_attn.k_proj.weight.copy_(k)
-    assert good < MAX_GOOD_LOSS
-    assert permuted > good + MIN_LAYOUT_PENALTY
+class TestModel:
+    """Checks that run the converted model. The float32 model (540 MB)
+    lives only while this class runs."""
 
+    @pytest.fixture(scope="class")
+    def model(self, model_dir):
+        from transformers import AutoModelForCausalLM
 
-def test_greedy_decode_names_paris(model, tokenizer):
-    ids = tokenizer("The capital of France is", return_tensors="pt")
-    out = model.generate(**ids, max_new_tokens=4, do_sample=False)
-    text = tokenizer.decode(out[0, ids.input_ids.shape[1]:])
-    assert "Paris" in text
+        # torch 2.1 has no float16 matmul on CPU; widening to float32 is exact.
+        m = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+        return m.eval()
 
+    def test_attention_row_order_matters(self, model, tokenizer):
+        """The converted q/k rows predict English well and llama.cpp's order
+        predicts it much worse, so the un-permutation goes the right way."""
+        good = passage_loss(model, tokenizer)
+        saved = {}
+        try:
+            with torch.no_grad():
+                for n, layer in enumerate(model.model.layers):
+                    attn = layer.self_attn
+                    saved[n] = (attn.q_proj.weight.clone(), attn.k_proj.weight.clone())
+                    q = smollm2_weights.to_gguf_rows(attn.q_proj.weight.numpy(), model.config.num_attention_heads)
+                    k = smollm2_weights.to_gguf_rows(attn.k_proj.weight.numpy(), model.config.num_key_value_heads)
+                    attn.q_proj.weight.copy_(torch.from_numpy(q))
+                    attn.k_proj.weight.copy_(torch.from_numpy(k))
+            permuted = passage_loss(model, tokenizer)
+        finally:
+            with torch.no_grad():
+                for n, (q, k) in saved.items():
+                    model.model.layers[n].self_attn.q_proj.weight.copy_(q)
+                    model.model.layers[n].self_attn.k_proj.weight.copy_(k)
+        assert good < MAX_GOOD_LOSS
+        assert permuted > good + MIN_LAYOUT_PENALTY
 
-def test_chat_answer_names_paris(model, tokenizer):
-    messages = [{"role": "user", "content": "What is the capital of France?"}]
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
-    out = model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    answer = out[0, ids.shape[1]:]
-    assert "Paris" in tokenizer.decode(answer, skip_special_tokens=True)
-    assert tokenizer.eos_token_id in answer.tolist(), "the answer should end with <|im_end|>"
+    def test_greedy_decode_names_paris(self, model, tokenizer):
+        ids = tokenizer("The capital of France is", return_tensors="pt")
+        out = model.generate(**ids, max_new_tokens=4, do_sample=False)
+        text = tokenizer.decode(out[0, ids.input_ids.shape[1]:])
+        assert "Paris" in text
+
+    def test_chat_answer_names_paris(self, model, tokenizer):
+        messages = [{"role": "user", "content": "What is the capital of France?"}]
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+        out = model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        answer = out[0, ids.shape[1]:]
+        assert "Paris" in tokenizer.decode(answer, skip_special_tokens=True)
+        assert tokenizer.eos_token_id in answer.tolist(), "the answer should end with <|im_end|>"
 
 
 def test_tokenizer_special_tokens(tokenizer):
@@ -247,7 +260,7 @@ def test_logits_equal_across_files(model_dir, tmp_path, capsys):
     assert logits_script.main(["--config", str(model_dir), "--out", str(saved)]) == 0
     first = json.loads(capsys.readouterr().out)
     done = run_logits(
-        "--config", str(model_dir), "--weights", str(model_dir / checkpoint.PYTORCH_BIN), "--expect", str(saved)
+        "--config", str(model_dir), "--weights", str(model_dir / smollm2_weights.PYTORCH_BIN), "--expect", str(saved)
     )
     assert done.returncode == 0, done.stderr
     second = json.loads(done.stdout)
@@ -261,11 +274,11 @@ def test_logits_detect_one_changed_value(model_dir, tokenizer, safetensors_weigh
 
     want_ids, want = logits_script.compute_logits(model_dir, model_dir, tokenizer)
     changed = dict(safetensors_weights)
-    embed = changed[checkpoint.EMBED].clone()
+    embed = changed[smollm2_weights.EMBED].clone()
     # Flip the lowest mantissa bit of one value in the first prompt
     # token's embedding row: a change of one float16 ulp.
     embed.view(torch.int16)[want_ids[0], 0] ^= 1
-    changed[checkpoint.EMBED] = embed
+    changed[smollm2_weights.EMBED] = embed
     path = tmp_path / "changed.safetensors"
     save_file(changed, str(path))
 
@@ -279,9 +292,10 @@ def _save(path: Path, array: np.ndarray) -> Path:
     return path
 
 
-def test_logits_main_fails_on_mismatch(model_dir, tmp_path, capsys):
+def test_logits_main_fails_on_mismatch(model_dir, tokenizer, tmp_path, capsys):
     other = tmp_path / "other.npy"
-    np.save(other, np.zeros((1, 5, 49152), dtype=np.float32))
+    tokens = len(tokenizer(logits_script.PROMPT).input_ids)
+    np.save(other, np.zeros((1, tokens, 49152), dtype=np.float32))
     assert logits_script.main(["--config", str(model_dir), "--expect", str(other)]) == 1
     assert "max abs diff" in capsys.readouterr().err
 
@@ -292,8 +306,8 @@ def test_check_weights_rejects_missing_tensor(model_dir, safetensors_weights):
     config = AutoConfig.from_pretrained(model_dir)
     weights = dict(safetensors_weights)
     del weights["model.norm.weight"]
-    with pytest.raises(checkpoint.CheckpointError, match=r"ckpt\.safetensors: 1 tensors missing, first model\.norm\.weight"):
-        checkpoint.check_weights(weights, config, Path("ckpt.safetensors"))
+    with pytest.raises(smollm2_weights.CheckpointError, match=r"ckpt\.safetensors: 1 tensors missing, first model\.norm\.weight"):
+        smollm2_weights.check_weights(weights, config, Path("ckpt.safetensors"))
 
 
 def test_check_weights_rejects_wrong_shape(model_dir, safetensors_weights):
@@ -303,8 +317,8 @@ def test_check_weights_rejects_wrong_shape(model_dir, safetensors_weights):
     weights = dict(safetensors_weights)
     name = "model.layers.3.self_attn.k_proj.weight"
     weights[name] = weights[name].t()
-    with pytest.raises(checkpoint.CheckpointError, match=r"k_proj\.weight has shape \[576, 192\], expected \[192, 576\]"):
-        checkpoint.check_weights(weights, config, Path("ckpt"))
+    with pytest.raises(smollm2_weights.CheckpointError, match=r"k_proj\.weight has shape \[576, 192\], expected \[192, 576\]"):
+        smollm2_weights.check_weights(weights, config, Path("ckpt"))
 
 
 def test_check_weights_tied_lm_head(model_dir, safetensors_weights):
@@ -312,12 +326,12 @@ def test_check_weights_tied_lm_head(model_dir, safetensors_weights):
 
     config = AutoConfig.from_pretrained(model_dir)
     weights = dict(safetensors_weights)
-    weights[checkpoint.LM_HEAD] = weights[checkpoint.EMBED].clone()
-    assert checkpoint.LM_HEAD not in checkpoint.check_weights(weights, config, Path("ckpt"))
+    weights[smollm2_weights.LM_HEAD] = weights[smollm2_weights.EMBED].clone()
+    assert smollm2_weights.LM_HEAD not in smollm2_weights.check_weights(weights, config, Path("ckpt"))
 
-    weights[checkpoint.LM_HEAD][0, 0] += 1
-    with pytest.raises(checkpoint.CheckpointError, match="differs from model.embed_tokens.weight"):
-        checkpoint.check_weights(weights, config, Path("ckpt"))
+    weights[smollm2_weights.LM_HEAD][0, 0] += 1
+    with pytest.raises(smollm2_weights.CheckpointError, match="differs from model.embed_tokens.weight"):
+        smollm2_weights.check_weights(weights, config, Path("ckpt"))
 
 
 def test_check_weights_rejects_integer_dtype(model_dir, safetensors_weights):
@@ -326,10 +340,10 @@ def test_check_weights_rejects_integer_dtype(model_dir, safetensors_weights):
     config = AutoConfig.from_pretrained(model_dir)
     weights = dict(safetensors_weights)
     weights["model.norm.weight"] = weights["model.norm.weight"].view(torch.int16)
-    with pytest.raises(checkpoint.CheckpointError, match="model.norm.weight has dtype torch.int16"):
-        checkpoint.check_weights(weights, config, Path("ckpt"))
+    with pytest.raises(smollm2_weights.CheckpointError, match="model.norm.weight has dtype torch.int16"):
+        smollm2_weights.check_weights(weights, config, Path("ckpt"))
 
 
 def test_weight_files_reports_empty_directory(tmp_path):
-    with pytest.raises(checkpoint.CheckpointError, match="no weights found"):
-        checkpoint.weight_files(tmp_path)
+    with pytest.raises(smollm2_weights.CheckpointError, match="no weights found"):
+        smollm2_weights.weight_files(tmp_path)

@@ -130,12 +130,19 @@ def read_weights(path: Path) -> "OrderedDict[str, torch.Tensor]":
 
 def torch_load(path: Path):
     """Load a torch.save file onto the CPU, allowing only tensors and plain
-    containers (weights_only)."""
+    containers (weights_only). Zip-format files are memory-mapped, so their
+    tensors use page cache rather than a private copy."""
     with warnings.catch_warnings():
         # torch 2.1's weights_only unpickler touches the deprecated
         # TypedStorage API itself; the warning is not about the caller.
         warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        try:
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as err:
+            # Files in torch's pre-1.6 legacy format cannot be mapped.
+            if "mmap" not in str(err):
+                raise
+            return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
 def check_weights(weights: dict, config, source: Path) -> "OrderedDict[str, torch.Tensor]":
