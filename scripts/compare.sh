@@ -86,14 +86,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# workspace_for prints the go.work a worktree builds with. gotch.env's
+# GOWORK uses this checkout's module (and replaces gotch with the patched
+# copy under build/gotch), so each worktree gets a copy that uses the
+# worktree instead; without it, both sides would build this checkout.
+workspace_for() {
+	local dir=$1 side=$2
+	if [[ -z ${GOWORK:-} || $GOWORK == off ]]; then
+		echo off
+		return
+	fi
+	local base
+	base=$(dirname "$GOWORK")
+	sed -e "s|^use .*|use $dir|" -e "s|=> \./|=> $base/|" "$GOWORK" >"$work/$side.go.work"
+	echo "$work/$side.go.work"
+}
+
 for side in old new; do
 	sha_var=${side}_sha
 	sha=${!sha_var}
 	dir=$work/$side
 	remove_worktree "$dir"
 	git -C "$root" worktree add --quiet --detach "$dir" "$sha"
+	if [[ ! -d $dir/$pkg ]]; then
+		echo "compare: $side revision $sha has no package $pkg; pick a revision that has it, or set PKG" >&2
+		exit 2
+	fi
 	echo "compare: building $side ($sha) $pkg" >&2
-	(cd "$dir" && go test -c "${build_flags[@]}" -o "$work/$side.test" "$pkg")
+	(cd "$dir" && GOWORK=$(workspace_for "$dir" "$side") go test -c "${build_flags[@]}" -o "$work/$side.test" "$pkg")
 	: >"$work/$side.txt"
 done
 
