@@ -173,6 +173,8 @@ func (Format) Load(path string) (*tensor.StateDict, error) {
 	defer runtime.UnlockOSThread()
 	libtorch.ClearError()
 
+	// The tensors come back in saved order: the module's parameters are
+	// its attributes in registration order. The round-trip tests check it.
 	named, err := ts.LoadMultiWithDevice(path, gotch.CPU)
 	if err != nil {
 		return nil, fmt.Errorf("torchsave: load %s: %w (torchsave reads TorchScript archives, as written by libtorch's serializer or torch.jit.save; Python's torch.save files are not)", path, libtorch.Clean(err))
