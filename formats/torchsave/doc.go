@@ -3,9 +3,9 @@
 //
 // A checkpoint is one file: a TorchScript archive, the zip that
 // torch::serialize::OutputArchive writes (gotch's SaveMultiNew). Each
-// tensor is a parameter of a module, under its own name; the archive
-// holds the module's pickled structure and one raw little-endian record
-// per tensor. Save lends libtorch each tensor's payload without a copy
+// tensor is a parameter of a module, under its own name. The archive
+// contains the module's pickled structure and one raw little-endian
+// record per tensor. Save lends libtorch each tensor's payload without a copy
 // (libtorch's from_blob), and Load returns tensors whose Data is the
 // memory libtorch read the records into, again without a copy.
 //

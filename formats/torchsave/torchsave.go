@@ -134,9 +134,9 @@ func checkSpace(path string, sd *tensor.StateDict) error {
 
 // archiveSize returns an upper bound on the size of sd's archive in bytes.
 // Measured with torch 2.1.0, each record costs about 250 bytes plus its
-// name beyond its payload (zip headers, 64-byte alignment and its entry
-// in the pickled module); the bound allows 1 KiB plus twice the name,
-// and 64 KiB for the archive's fixed records.
+// name beyond its payload, for zip headers, 64-byte alignment and its
+// entry in the pickled module. The bound allows 1 KiB plus twice the name
+// per record, and 64 KiB for the archive's fixed records.
 func archiveSize(sd *tensor.StateDict) uint64 {
 	n := uint64(64 << 10)
 	for _, t := range sd.Tensors {
