@@ -64,10 +64,10 @@ func NewMetadata(dtype tensor.DType, shape, chunks []int64, c Codec) (Metadata, 
 }
 
 // ChunkShape returns the chunk shape for an array of the given shape and
-// element size: the whole array when it fits in maxBytes, else the array
-// cut along its leading dimensions so that a chunk holds at most maxBytes
-// (or a single element, when even that is larger). The cuts need not
-// divide the shape; edge chunks are stored full size, as zarr requires.
+// element size. It is the whole array when that fits in maxBytes. Else
+// the leading dimensions are cut so that a chunk has at most maxBytes, or
+// a single element when even that is larger. The cuts need not divide the
+// shape, because edge chunks are stored full size, as zarr requires.
 func ChunkShape(shape []int64, itemSize int, maxBytes int64) []int64 {
 	chunks := slices.Clone(shape)
 	for i := range chunks {
@@ -145,9 +145,9 @@ func (g grid) each(fn func(index []int64) error) error {
 
 // contiguous reports whether the part of the chunk at index that lies
 // inside the array is one contiguous byte range of the array, and returns
-// the range's offset and length. That holds when some dimension j is
+// the range's offset and length. That is the case when some dimension j is
 // cut, every dimension before it has chunk length 1 and every dimension
-// after it is whole; the valid part is then also the start of the chunk.
+// after it is whole. The valid part is then also the start of the chunk.
 func (g grid) contiguous(index []int64) (off, n int64, ok bool) {
 	cut := -1
 	for i := range g.shape {
@@ -201,6 +201,8 @@ func (g grid) copyBlock(array, chunk []byte, index []int64, toArray bool) {
 		as *= g.shape[i]
 		cs *= g.chunks[i]
 	}
+
+	// Copy one run of the last dimension per position in the others.
 	run := extent[nd-1] * g.itemSize
 	pos := make([]int64, nd-1)
 	for {
@@ -237,7 +239,7 @@ const maxScratchBytes = 4 << 30
 // ReadOptions changes how ReadArrayWith treats the store.
 type ReadOptions struct {
 	// RequireChunks makes a missing chunk file an error (ErrMissingChunk)
-	// instead of standing for the fill value. Readers of checkpoints that
+	// instead of reading as the fill value. Readers of checkpoints that
 	// are known to store every chunk set it, so a lost file is reported
 	// instead of read back as zeros.
 	RequireChunks bool
@@ -258,7 +260,7 @@ func ReadArrayWith(dir string, md Metadata, dst []byte, opts ReadOptions) error 
 	dtype, _ := md.TensorDType()
 	want := (tensor.Meta{DType: dtype, Shape: md.Shape}).NumBytes()
 	if int64(len(dst)) != want {
-		return fmt.Errorf("zarr: array %s: destination holds %d bytes, but shape %v of %s needs %d", dir, len(dst), md.Shape, md.DType, want)
+		return fmt.Errorf("zarr: array %s: destination has %d bytes, but shape %v of %s needs %d", dir, len(dst), md.Shape, md.DType, want)
 	}
 	codec, err := CodecFromMetadata(md.Compressor)
 	if err != nil {
@@ -350,6 +352,7 @@ func (r *chunkReader) read(path string, target []byte) (bool, error) {
 	if !info.Mode().IsRegular() {
 		return false, fmt.Errorf("zarr: read chunk %s: not a regular file", path)
 	}
+
 	size := info.Size()
 	if r.raw {
 		// Uncompressed chunks go from the file straight into target.
@@ -361,6 +364,7 @@ func (r *chunkReader) read(path string, target []byte) (bool, error) {
 		}
 		return true, nil
 	}
+
 	if int64(cap(r.encoded)) < size {
 		r.encoded = make([]byte, size)
 	}

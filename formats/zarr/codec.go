@@ -84,7 +84,7 @@ func CodecFor(name string) (Codec, error) {
 }
 
 // CodecFromMetadata returns the codec that decodes chunks written with
-// the .zarray compressor c. It knows every TensorStore zarr v2 compressor
+// the .zarray compressor c. It decodes every TensorStore zarr v2 compressor
 // except blosc: null, gzip, zlib, zstd, and bz2 (decode only).
 func CodecFromMetadata(c json.RawMessage) (Codec, error) {
 	id, err := compressorID(c)
@@ -291,7 +291,7 @@ type zstdCodec struct {
 	dec   *zstd.Decoder
 }
 
-// zstdShared holds one encoder per level and one decoder for the whole
+// zstdShared contains one encoder per level and one decoder for the whole
 // process. The encoders and decoder keep their state in pools, so
 // EncodeAll and DecodeAll are safe to call concurrently.
 var zstdShared = struct {
@@ -310,8 +310,8 @@ func newZstd(level int) (*zstdCodec, error) {
 	if enc == nil {
 		var err error
 		// Without all-literal entropy coding, klauspost's fast levels store
-		// a block that has no matches raw, which is every block of float16
-		// weights (ratio 1.000); with it they save 8 %, as libzstd does.
+		// a block that has no matches raw, and no block of float16 weights
+		// has matches (ratio 1.000). With it they save 8 %, as libzstd does.
 		enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)), zstd.WithAllLitEntropyCompression(true))
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
@@ -344,7 +344,7 @@ func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
 	if h.HasFCS && h.FrameContentSize > uint64(len(dst)) {
-		return nil, fmt.Errorf("%w: zstd frame holds %d bytes, more than the %d of a chunk", ErrChunkSize, h.FrameContentSize, len(dst))
+		return nil, fmt.Errorf("%w: zstd frame has %d bytes, more than the %d of a chunk", ErrChunkSize, h.FrameContentSize, len(dst))
 	}
 	// The full slice expression keeps DecodeAll from appending past
 	// len(dst) into memory that belongs to the caller.

@@ -62,12 +62,12 @@ func (f *Format) Name() string { return "zarr" }
 // Codec returns the codec's id: "raw", "gzip", "zstd" or "zlib".
 func (f *Format) Codec() string { return f.codec.ID() }
 
-// Save writes sd to path as described in the package comment. The tensors
-// are written one after another, each array's files fsynced as they are
-// written (as TensorStore's file driver does by default), then every
-// directory, then the index; the finished directory is published at path
-// with iox.Commit. On error the temporary directory is removed and path
-// is left as it was.
+// Save writes sd to path as described in the package comment. It writes
+// the tensors one after another and fsyncs each file as it is written, as
+// TensorStore's file driver does by default. Then it syncs every
+// directory, writes the index and publishes the finished directory at
+// path with iox.Commit. On error it removes the temporary directory and
+// leaves path as it was.
 func (f *Format) Save(path string, sd *tensor.StateDict) (err error) {
 	if err := sd.Validate(); err != nil {
 		return fmt.Errorf("zarr: save %s: %w", path, err)

@@ -124,7 +124,7 @@ func TestSaveLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(entries) != 1 {
-		t.Errorf("parent directory holds %d entries, want only the checkpoint", len(entries))
+		t.Errorf("parent directory contains %d entries, want only the checkpoint", len(entries))
 	}
 	tensortest.Equal(t, sd, load(t, newFormat(t, Options{}), path))
 }

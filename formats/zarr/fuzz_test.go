@@ -15,10 +15,10 @@ import (
 
 // FuzzParseMetadata feeds .zarray documents to ParseMetadata, seeded with
 // testdata/zarr/*.zarray (files TensorStore wrote and damaged ones). Any
-// document it accepts must survive a JSON round trip, and when the array
-// is small, be writable (if its codec can encode) and readable back
-// through the chunk grid, so that odd shapes and chunk lengths reach the
-// chunk arithmetic.
+// document it accepts must survive a JSON round trip. When its array is
+// small, the array must also read back through the chunk grid, and after
+// a write when its codec can encode, so odd shapes and chunk lengths
+// reach the chunk arithmetic.
 func FuzzParseMetadata(f *testing.F) {
 	seeds, err := filepath.Glob(filepath.Join("..", "..", "testdata", "zarr", "*.zarray"))
 	if err != nil {

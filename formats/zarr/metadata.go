@@ -32,12 +32,12 @@ type Metadata struct {
 	// object with an "id" and the codec's settings, e.g.
 	// {"id":"gzip","level":1}.
 	Compressor json.RawMessage `json:"compressor"`
-	// FillValue is the JSON value that chunks missing from the store
-	// stand for: a number, "NaN", "Infinity", "-Infinity", a boolean, or
-	// null, which TensorStore reads as zero.
+	// FillValue is the JSON value that chunks missing from the store read
+	// as: a number, "NaN", "Infinity", "-Infinity", a boolean, or null,
+	// which TensorStore reads as zero.
 	FillValue json.RawMessage `json:"fill_value"`
 	Order     string          `json:"order"`
-	// Filters must be null or an empty list; TensorStore writes null and
+	// Filters must be null or an empty list, because TensorStore
 	// supports no filters.
 	Filters json.RawMessage `json:"filters"`
 	// DimensionSeparator joins chunk indexes in chunk keys: "." (the
@@ -153,6 +153,7 @@ func (md Metadata) Validate() error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrMetadata, err)
 	}
+
 	for i := range md.Shape {
 		if md.Shape[i] < 0 {
 			return fmt.Errorf("%w: negative dimension %d in shape %v", ErrMetadata, md.Shape[i], md.Shape)
@@ -167,6 +168,7 @@ func (md Metadata) Validate() error {
 	if (tensor.Meta{DType: dtype, Shape: md.Chunks}).NumBytes() < 0 {
 		return fmt.Errorf("%w: chunks %v of %s overflow int64 bytes", ErrMetadata, md.Chunks, dtype)
 	}
+
 	if md.Order != "C" {
 		return fmt.Errorf("%w: order %q is not supported; re-save the array in C order", ErrMetadata, md.Order)
 	}
@@ -252,6 +254,7 @@ func (md Metadata) FillBytes() ([]byte, error) {
 		}
 		return out, nil
 	}
+
 	var f float64
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
@@ -268,6 +271,7 @@ func (md Metadata) FillBytes() ([]byte, error) {
 	} else if err := json.Unmarshal(raw, &f); err != nil {
 		return nil, bad("want a number")
 	}
+
 	switch dtype {
 	case tensor.Float16:
 		binary.LittleEndian.PutUint16(out, float16.Fromfloat32(float32(f)).Bits())
@@ -294,7 +298,7 @@ func (md Metadata) FillBytes() ([]byte, error) {
 	return out, nil
 }
 
-// intRange returns the values an integer dtype holds, as float64 (exact
+// intRange returns the range of an integer dtype as float64 (exact
 // for int64 only up to 2^53, which is enough for fill values).
 func intRange(d tensor.DType) (lo, hi float64) {
 	switch d {

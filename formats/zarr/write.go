@@ -8,12 +8,12 @@ import (
 	"ckptbench/iox"
 )
 
-// WriteArray creates the array dir (and its parents) and writes src, the
-// array's bytes in C order, as a zarr v2 array described by md: the
-// .zarray file first, as TensorStore does, then every chunk, each
-// compressed with c and fsynced, and finally an fsync of dir. Edge chunks
-// are padded with the fill value to full size. Every chunk is written,
-// even one that holds only the fill value, so a reader may treat a
+// WriteArray creates the array dir and its parents, and writes src, the
+// array's bytes in C order, as the zarr v2 array that md describes. It
+// writes the .zarray file first, as TensorStore does, then every chunk
+// compressed with c, fsyncing each file, and finally fsyncs dir. Edge
+// chunks are padded to full size with the fill value. Every chunk is
+// written, even one of only the fill value, so a reader may treat a
 // missing chunk as lost data. The caller syncs the parents of dir.
 func WriteArray(dir string, md Metadata, c Codec, src []byte) error {
 	if err := md.Validate(); err != nil {
@@ -28,15 +28,17 @@ func WriteArray(dir string, md Metadata, c Codec, src []byte) error {
 		return fmt.Errorf("zarr: write array %s: %w", dir, err)
 	}
 	if want := g.itemSize * product(md.Shape); int64(len(src)) != want {
-		return fmt.Errorf("zarr: write array %s: source holds %d bytes, but shape %v of %s needs %d", dir, len(src), md.Shape, dtype, want)
+		return fmt.Errorf("zarr: write array %s: source has %d bytes, but shape %v of %s needs %d", dir, len(src), md.Shape, dtype, want)
 	}
 	fill, _ := md.FillBytes()
+
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("zarr: %w", err)
 	}
 	if err := WriteMetadata(dir, md); err != nil {
 		return err
 	}
+
 	sep := md.Separator()
 	var scratch, encoded []byte
 	subdirs := map[string]bool{}
