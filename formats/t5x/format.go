@@ -45,6 +45,11 @@ type Options struct {
 	// transfers and fall back to buffered I/O where the file system
 	// rejects it (tmpfs, for one).
 	BufferedIO bool
+	// EncodeEveryChunk sends every chunk through the codec. By default a
+	// chunk whose samples compress by less than 3% is written as stored
+	// (uncompressed) blocks of the codec's format instead; see
+	// chunkEncoder.
+	EncodeEveryChunk bool
 	// RestoreDType, when set, casts every floating-point tensor (float16,
 	// bfloat16, float32, float64) to this dtype on load, as T5X's
 	// restore_dtype does. Other tensors keep their stored dtype.
@@ -57,8 +62,9 @@ type Options struct {
 
 // Format writes and reads T5X-style checkpoints; see the package comment.
 type Format struct {
-	opts  Options
-	codec zarr.Codec
+	opts    Options
+	codec   zarr.Codec
+	encoder *chunkEncoder
 }
 
 var _ formats.Format = (*Format)(nil)
@@ -97,7 +103,11 @@ func New(opts Options) (*Format, error) {
 	if opts.RestoreDType != tensor.Invalid && !isFloat(opts.RestoreDType) {
 		return nil, fmt.Errorf("t5x: RestoreDType %v is not a floating-point dtype; want float16, bfloat16, float32 or float64", opts.RestoreDType)
 	}
-	return &Format{opts: opts, codec: codec}, nil
+	encoder, err := newChunkEncoder(codec, opts.EncodeEveryChunk)
+	if err != nil {
+		return nil, fmt.Errorf("t5x: %w", err)
+	}
+	return &Format{opts: opts, codec: codec, encoder: encoder}, nil
 }
 
 // Name returns "t5x".

@@ -37,8 +37,8 @@ type loadArray struct {
 // chunking and compressor actually used, whatever the index recorded,
 // and must agree with the index on shape and dtype.
 //
-// All tensors live in one anonymous memory map, each starting on a block
-// boundary, which the returned state dict unmaps on Close. Chunks are
+// All tensors live in one block of memory from StateDict.Alloc, each
+// starting on a block boundary, which the state dict releases on Close. Chunks are
 // read concurrently: an uncompressed chunk that is a contiguous run of
 // its tensor is read straight into the tensor's memory (with O_DIRECT
 // when aligned), a compressed one is decoded straight into it, and any
@@ -75,11 +75,11 @@ func (f *Format) Load(src string) (*tensor.StateDict, error) {
 	for _, a := range arrays {
 		total += alignUp(a.entry.numElements() * a.out)
 	}
-	mem, err := mapArena(total)
+	sd := &tensor.StateDict{Tensors: make([]*tensor.Tensor, len(arrays))}
+	mem, err := sd.Alloc(total)
 	if err != nil {
 		return nil, fmt.Errorf("t5x: load %s: %w", src, err)
 	}
-	sd := &tensor.StateDict{Tensors: make([]*tensor.Tensor, len(arrays))}
 	var off int64
 	for i, a := range arrays {
 		n := a.entry.numElements() * a.out
@@ -101,10 +101,9 @@ func (f *Format) Load(src string) (*tensor.StateDict, error) {
 		}
 	}
 	if err := p.wait(); err != nil {
-		unmapArena(mem)
+		sd.Close()
 		return nil, err
 	}
-	sd.OnClose(func() error { return unmapArena(mem) })
 	return sd, nil
 }
 
@@ -297,31 +296,6 @@ func fillElements(dst, elem []byte) {
 	for n < len(dst) {
 		n += copy(dst[n:], dst[:n])
 	}
-}
-
-// mapArena returns n bytes of zeroed anonymous memory for loaded tensors,
-// or nil for n == 0. Transparent huge pages are requested where the
-// kernel offers them, which cuts the page faults of filling gigabytes.
-func mapArena(n int64) ([]byte, error) {
-	if n == 0 {
-		return nil, nil
-	}
-	mem, err := unix.Mmap(-1, 0, int(n), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		return nil, fmt.Errorf("allocate %d bytes for the tensors: %w", n, err)
-	}
-	unix.Madvise(mem, unix.MADV_HUGEPAGE) // advice only; failure is harmless
-	return mem, nil
-}
-
-func unmapArena(mem []byte) error {
-	if mem == nil {
-		return nil
-	}
-	if err := unix.Munmap(mem); err != nil {
-		return fmt.Errorf("t5x: unmap tensor memory: %w", err)
-	}
-	return nil
 }
 
 // forEach calls fn(0..n-1) on at most limit goroutines and returns the

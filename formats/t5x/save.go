@@ -252,7 +252,7 @@ func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) error {
 			data = g
 		}
 		if !raw {
-			out, err := f.codec.Encode(buf[gatherBytes:gatherBytes], data)
+			out, err := f.encoder.encode(buf[gatherBytes:gatherBytes], data)
 			if err != nil {
 				release()
 				return fmt.Errorf("t5x: tensor %q: encode chunk %s: %w", a.t.Name, file, err)

@@ -1,0 +1,132 @@
+package t5x
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"sync"
+
+	"ckptbench/formats/zarr"
+)
+
+// Weights barely compress with the fast codecs: on float16 weights,
+// gzip level 1 and zstd's fastest level both emit their input in stored
+// blocks, at 200-500 MB/s per core, which makes a save CPU-bound. So a
+// chunk is first judged by compressing samples of it, and one whose
+// samples shrink by less than storeSavings is written as a valid stream
+// of stored blocks of the same codec: the bytes the encoder would have
+// produced, for the cost of a copy and a checksum.
+const (
+	// sampleBytes is the size of each of the four samples. A chunk of at
+	// most 4*sampleBytes is compressed whole instead.
+	sampleBytes = 16 << 10
+	// storeSavings is the fraction samples must save for the chunk to be
+	// compressed.
+	storeSavings = 0.03
+)
+
+// chunkEncoder encodes chunks with an array's codec, storing chunks that
+// do not compress unless every chunk must go through the codec.
+type chunkEncoder struct {
+	codec zarr.Codec
+	// store writes src as an uncompressed stream of codec's format; nil
+	// when the codec is raw or every chunk is to be compressed.
+	store   func(dst, src []byte) ([]byte, error)
+	scratch sync.Pool // *[]byte for sample output
+}
+
+func newChunkEncoder(codec zarr.Codec, encodeAll bool) (*chunkEncoder, error) {
+	e := &chunkEncoder{codec: codec}
+	if encodeAll {
+		return e, nil
+	}
+	switch codec.ID() {
+	case "gzip":
+		stored, err := zarr.CodecFromMetadata(json.RawMessage(`{"id":"gzip","level":0}`))
+		if err != nil {
+			return nil, err
+		}
+		e.store = stored.Encode
+	case "zstd":
+		e.store = func(dst, src []byte) ([]byte, error) { return appendZstdRaw(dst[:0], src), nil }
+	}
+	return e, nil
+}
+
+// encode returns src encoded, in dst's memory when it has the capacity.
+func (e *chunkEncoder) encode(dst, src []byte) ([]byte, error) {
+	if e.store == nil {
+		return e.codec.Encode(dst, src)
+	}
+	if len(src) <= 4*sampleBytes {
+		out, err := e.codec.Encode(dst, src)
+		if err != nil || float64(len(out)) <= (1-storeSavings)*float64(len(src)) {
+			return out, err
+		}
+		return e.store(dst, src)
+	}
+	compresses, err := e.samplesCompress(src)
+	if err != nil {
+		return nil, err
+	}
+	if compresses {
+		return e.codec.Encode(dst, src)
+	}
+	return e.store(dst, src)
+}
+
+// samplesCompress compresses four evenly spaced samples of src and
+// reports whether they save at least storeSavings.
+func (e *chunkEncoder) samplesCompress(src []byte) (bool, error) {
+	bufp, _ := e.scratch.Get().(*[]byte)
+	if bufp == nil {
+		b := make([]byte, 0, encodeBound(sampleBytes))
+		bufp = &b
+	}
+	defer e.scratch.Put(bufp)
+	var in, out int
+	step := (len(src) - sampleBytes) / 3
+	for i := range 4 {
+		sample := src[i*step : i*step+sampleBytes]
+		enc, err := e.codec.Encode((*bufp)[:0], sample)
+		if err != nil {
+			return false, err
+		}
+		in += len(sample)
+		out += len(enc)
+	}
+	return float64(out) <= (1-storeSavings)*float64(in), nil
+}
+
+// zstdRawBlock is the largest raw block a frame with a window of at
+// least 128 KiB may hold (the zstd format's Block_Maximum_Size).
+const zstdRawBlock = 128 << 10
+
+// appendZstdRaw appends a zstd frame (RFC 8878) that holds src in raw,
+// uncompressed blocks. The frame header records the content size, which
+// numcodecs' decoder requires, and a 1 MiB window, which every decoder
+// accepts; raw blocks never reach back into the window.
+func appendZstdRaw(dst, src []byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, 0xFD2FB528)
+	// Frame header descriptor: an 8-byte content size field, a window
+	// descriptor, no checksum, no dictionary.
+	dst = append(dst, 0b11_0_0_0_0_00)
+	// Window descriptor: exponent 10, mantissa 0, for 1<<(10+10) bytes.
+	dst = append(dst, 10<<3)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(len(src)))
+	for {
+		n := min(len(src), zstdRawBlock)
+		last := 0
+		if n == len(src) {
+			last = 1
+		}
+		// Block header, 3 bytes little-endian: last-block flag, block
+		// type 0 (raw), size.
+		h := uint32(last) | uint32(n)<<3
+		dst = append(dst, byte(h), byte(h>>8), byte(h>>16))
+		dst = append(dst, src[:n]...)
+		src = src[n:]
+		if last == 1 {
+			return dst
+		}
+	}
+}
