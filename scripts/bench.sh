@@ -49,8 +49,9 @@ for v in $FORMATS; do
 			echo "  writing the model once for the Python peers: $handover" >&2
 			go run ./scripts/handover -out "$handover"
 		fi
+		cp "$handover.config" "$out.tmp"
 		"$VENV/bin/python3" scripts/peers.py bench --format "$v" --handover "$handover" \
-			--dir "$scratch/$v" --count "$COUNT" --model "$MODEL" >"$out.tmp"
+			--dir "$scratch/$v" --count "$COUNT" --model "$MODEL" >>"$out.tmp"
 		rm -rf "${scratch:?}/$v"
 		;;
 	*)
@@ -61,6 +62,6 @@ for v in $FORMATS; do
 	esac
 	mv "$out.tmp" "$out"
 done
-rm -f "$handover"
+rm -f "$handover" "$handover.config"
 echo "bench: raw results in $RESULTS ($(((SECONDS - start) / 60)) min)" >&2
 go run ./scripts/report -results "$RESULTS" -out .

@@ -1,0 +1,27 @@
+// Package bench is the benchmark harness: it loads the model once (real
+// weights from MODEL_DIR or seeded synthetic ones), then measures every
+// format's save and load under the same rules, next to the disk's own
+// limit measured in the same process.
+//
+// The rules, which the Python peers in scripts/peers.py follow too:
+//
+//   - A save is durable: the format fsyncs its files and directories
+//     inside the timed region. The previous iteration's checkpoint is
+//     removed, and dirty pages flushed with sync(2), before the timer
+//     starts.
+//   - A cold load starts after the checkpoint's pages were evicted with
+//     fsync and posix_fadvise(POSIX_FADV_DONTNEED); a warm load starts
+//     after an untimed load has read every file once.
+//   - A load is done when every byte is in memory the caller can use.
+//     The loaded tensors are checked byte for byte against the model once
+//     per benchmark, outside the timed region.
+//   - Peak resident memory is reset (/proc/self/clear_refs) before each
+//     timed operation and read (VmHWM) after it.
+//
+// The environment selects what runs, so `go test ./bench` stays quick:
+//
+//	BENCH_MODEL      model name (default tiny_llama; make bench sets open_llama_3b)
+//	BENCH_MODEL_DIR  a Hugging Face directory with real weights (overrides synthetic)
+//	BENCH_FORMATS    comma-separated variants such as disk,torchsave,zarr/gzip (default all)
+//	BENCH_DIR        scratch directory for checkpoints (default scratch/ in the repository)
+package bench

@@ -1,0 +1,200 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"ckptbench/iox"
+)
+
+// CheckpointPath returns where variant v's checkpoint lives in s.Dir.
+// T5X names its checkpoint directories checkpoint_<step>.
+func (s *Setup) CheckpointPath(v Variant) string {
+	return filepath.Join(s.Dir, strings.ReplaceAll(v.ID, "/", "-"), "checkpoint_1000")
+}
+
+// Name returns the sub-benchmark name for v, followed by extra key=value
+// parts: format=zarr/codec=gzip/model=open_llama_3b/cache=cold.
+func (s *Setup) Name(v Variant, extra ...string) string {
+	return strings.Join(append([]string{v.Keys, "model=" + s.Spec.Name}, extra...), "/")
+}
+
+// RunSave times b.N durable saves of the model with v, each into a
+// location emptied beforehand, and reports the checkpoint's size on disk,
+// its file count and the peak resident memory of the saves.
+func (s *Setup) RunSave(b *testing.B, v Variant) {
+	b.StopTimer()
+	sd, err := s.Model()
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := s.CheckpointPath(v)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(sd.NumBytes())
+	var peak int64
+	for i := 0; i < b.N; i++ {
+		if err := os.RemoveAll(path); err != nil {
+			b.Fatal(err)
+		}
+		unix.Sync()
+		FreeMemory()
+		if err := ResetPeakRSS(); err != nil {
+			b.Fatal(err)
+		}
+		progress("save %s: %d/%d", v.ID, i+1, b.N)
+		start := time.Now()
+		b.StartTimer()
+		err := v.Save(path, sd)
+		b.StopTimer()
+		progressDone(start)
+		if err != nil {
+			b.Fatalf("save %s: %v", v.ID, err)
+		}
+		if p, err := PeakRSS(); err == nil {
+			peak = max(peak, p)
+		}
+	}
+	files, size, err := iox.Usage(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(size), "disk-B")
+	b.ReportMetric(float64(files), "files")
+	b.ReportMetric(float64(peak), "peak-RSS-B")
+}
+
+// Cache states of a load benchmark.
+const (
+	Cold = "cold"
+	Warm = "warm"
+)
+
+// RunLoad times b.N loads of v's checkpoint with the page cache cold or
+// warm. The checkpoint is the last one RunSave wrote, or is saved once,
+// untimed, when there is none; the model's weights are then released so
+// they do not share memory with the loaded copy. The first load is
+// verified against the model's checksums, untimed.
+func (s *Setup) RunLoad(b *testing.B, v Variant, cache string) {
+	b.StopTimer()
+	path := s.CheckpointPath(v)
+	if _, err := os.Stat(path); err != nil || s.bytes == 0 {
+		sd, err := s.Model()
+		if err != nil {
+			b.Fatal(err)
+		}
+		progress("prepare %s: untimed save", v.ID)
+		start := time.Now()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		os.RemoveAll(path)
+		if err := v.Save(path, sd); err != nil {
+			b.Fatalf("save %s: %v", v.ID, err)
+		}
+		progressDone(start)
+	}
+	s.Release()
+	b.SetBytes(s.bytes)
+	lv := v
+	if d, ok := v.Format.(Disk); ok && cache == Warm {
+		d.Buffered = true
+		lv.Format = d
+	}
+	// An untimed load verifies the checkpoint and, for warm loads, fills
+	// the page cache.
+	sd, err := lv.Load(path)
+	if err != nil {
+		b.Fatalf("load %s: %v", v.ID, err)
+	}
+	if !v.Reference {
+		if err := s.Verify(sd); err != nil {
+			b.Fatalf("load %s from %s: %v", v.ID, path, err)
+		}
+	} else if got := sd.NumBytes(); got < s.bytes {
+		b.Fatalf("disk reference read %d bytes, want %d", got, s.bytes)
+	}
+	var peak int64
+	for i := 0; i < b.N; i++ {
+		sd.Close()
+		sd = nil
+		FreeMemory()
+		if cache == Cold {
+			if err := iox.DropCache(path); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := ResetPeakRSS(); err != nil {
+			b.Fatal(err)
+		}
+		progress("load %s (%s cache): %d/%d", v.ID, cache, i+1, b.N)
+		start := time.Now()
+		b.StartTimer()
+		sd, err = lv.Load(path)
+		b.StopTimer()
+		progressDone(start)
+		if err != nil {
+			b.Fatalf("load %s: %v", v.ID, err)
+		}
+		if p, err := PeakRSS(); err == nil {
+			peak = max(peak, p)
+		}
+	}
+	sd.Close()
+	FreeMemory()
+	b.ReportMetric(float64(peak), "peak-RSS-B")
+}
+
+// progress prints what the benchmark is doing to standard error, so long
+// runs show where they are; benchmark results go to standard output.
+func progress(format string, args ...any) {
+	if os.Getenv("BENCH_QUIET") == "" {
+		fmt.Fprintf(os.Stderr, "  "+format+" ...", args...)
+	}
+}
+
+func progressDone(start time.Time) {
+	if os.Getenv("BENCH_QUIET") == "" {
+		fmt.Fprintf(os.Stderr, " %.2fs\n", time.Since(start).Seconds())
+	}
+}
+
+// Describe returns the config lines that head a results file, in Go
+// benchmark format (key: value), naming the weights, the model and the
+// method, so every result says what it measured.
+func (s *Setup) Describe(device string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "weights: %s\n", s.Weights)
+	repo := s.Spec.Repo
+	if repo == "" {
+		repo = s.Spec.Name
+	}
+	fmt.Fprintf(&b, "model: %s\n", repo)
+	fmt.Fprintf(&b, "dtype: %s\n", s.DType)
+	fmt.Fprintf(&b, "tensor-bytes: %d\n", s.Config.NumBytes(s.DType))
+	fmt.Fprintf(&b, "device: %s\n", device)
+	fmt.Fprintf(&b, "sync: saves fsync every file and directory inside the timed region\n")
+	fmt.Fprintf(&b, "cache: cold loads follow fsync and posix_fadvise(DONTNEED) of every checkpoint file; warm loads follow an untimed load\n")
+	if mem, err := memTotal(); err == nil {
+		fmt.Fprintf(&b, "mem-total: %d\n", mem)
+	}
+	fmt.Fprintf(&b, "scratch: %s\n", s.Dir)
+	return b.String()
+}
+
+func memTotal() (int64, error) {
+	var info unix.Sysinfo_t
+	if err := unix.Sysinfo(&info); err != nil {
+		return 0, err
+	}
+	return int64(info.Totalram) * int64(info.Unit), nil
+}
+
+func mkdirParent(path string) error { return os.MkdirAll(filepath.Dir(path), 0o755) }

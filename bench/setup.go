@@ -1,0 +1,176 @@
+package bench
+
+import (
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sync"
+
+	"ckptbench/internal/pyenv"
+	"ckptbench/model"
+	"ckptbench/tensor"
+)
+
+// Setup is the model under test and where its checkpoints go. The weights
+// are created on first use and can be released between the save and the
+// load benchmarks, so a load of a 6.85 GB model does not need a second
+// resident copy; per-tensor CRC-32C checksums taken at creation verify
+// loads without it.
+type Setup struct {
+	Spec    model.Spec
+	Config  model.Config
+	DType   tensor.DType
+	Weights string // where the weights came from, as printed in results
+	Dir     string // scratch directory for checkpoints
+
+	modelDir string
+	mu       sync.Mutex
+	sd       *tensor.StateDict
+	metas    []tensor.Meta
+	sums     map[string]uint32
+	bytes    int64
+}
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// NewSetup reads the benchmark's environment (see the package comment).
+// It reads only config.json of a model directory; the weights are read on
+// first use.
+func NewSetup() (*Setup, error) {
+	s := &Setup{DType: tensor.Float16, modelDir: os.Getenv("BENCH_MODEL_DIR")}
+	name := os.Getenv("BENCH_MODEL")
+	if name == "" {
+		name = model.Tiny.Name
+	}
+	switch {
+	case s.modelDir != "":
+		abs, err := filepath.Abs(s.modelDir)
+		if err != nil {
+			return nil, err
+		}
+		s.modelDir = abs
+		c, err := model.ReadConfig(filepath.Join(abs, "config.json"))
+		if err != nil {
+			return nil, fmt.Errorf("BENCH_MODEL_DIR=%s: %w; point it at a Hugging Face model directory or unset it to use synthetic weights", abs, err)
+		}
+		if s.DType, err = c.DType(); err != nil {
+			return nil, fmt.Errorf("BENCH_MODEL_DIR=%s: config.json: %w", abs, err)
+		}
+		s.Config = c
+		s.Spec = model.Spec{Name: filepath.Base(abs), Config: c}
+		if spec, err := model.Lookup(name); err == nil && os.Getenv("BENCH_MODEL") != "" {
+			s.Spec.Name, s.Spec.Repo = spec.Name, spec.Repo
+		}
+		s.Weights = "pretrained, from " + abs
+	default:
+		spec, err := model.Lookup(name)
+		if err != nil {
+			return nil, err
+		}
+		s.Spec, s.Config = spec, spec.Config
+		s.Weights = fmt.Sprintf("synthetic (seed %d; deterministic, shaped like trained weights)", model.DefaultSeed)
+	}
+	s.Dir = os.Getenv("BENCH_DIR")
+	if s.Dir == "" {
+		s.Dir = filepath.Join(pyenv.Root(), "scratch")
+	}
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("BENCH_DIR: %w", err)
+	}
+	return s, nil
+}
+
+// Model returns the weights, creating or reading them on first use.
+func (s *Setup) Model() (*tensor.StateDict, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sd != nil {
+		return s.sd, nil
+	}
+	var sd *tensor.StateDict
+	if s.modelDir != "" {
+		var err error
+		if sd, _, err = model.LoadDir(s.modelDir); err != nil {
+			return nil, err
+		}
+	} else {
+		sd = model.Synthetic(s.Config, s.DType, model.DefaultSeed)
+	}
+	if s.sums == nil {
+		s.metas = sd.Metas()
+		s.bytes = sd.NumBytes()
+		s.sums = checksums(sd)
+	}
+	s.sd = sd
+	return sd, nil
+}
+
+// Release drops the weights and returns their memory to the OS. Model
+// creates them again when needed.
+func (s *Setup) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sd == nil {
+		return
+	}
+	s.sd.Close()
+	s.sd = nil
+	FreeMemory()
+}
+
+// NumBytes returns the model's tensor bytes. Model must have run once.
+func (s *Setup) NumBytes() int64 { return s.bytes }
+
+// Verify checks a loaded state dict against the model's metadata and
+// checksums, naming the first tensor that differs.
+func (s *Setup) Verify(sd *tensor.StateDict) error {
+	if len(sd.Tensors) != len(s.metas) {
+		return fmt.Errorf("loaded %d tensors, saved %d", len(sd.Tensors), len(s.metas))
+	}
+	for i, t := range sd.Tensors {
+		m := s.metas[i]
+		if t.Name != m.Name || t.DType != m.DType || fmt.Sprint(t.Shape) != fmt.Sprint(m.Shape) {
+			return fmt.Errorf("tensor #%d: loaded %v, saved %v", i, t.Meta, m)
+		}
+		if crc32.Checksum(t.Data, crcTable) != s.sums[t.Name] {
+			return fmt.Errorf("tensor %s: loaded bytes differ from the saved ones (CRC-32C mismatch)", t.Name)
+		}
+	}
+	return nil
+}
+
+func checksums(sd *tensor.StateDict) map[string]uint32 {
+	sums := make(map[string]uint32, len(sd.Tensors))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan *tensor.Tensor)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range next {
+				c := crc32.Checksum(t.Data, crcTable)
+				mu.Lock()
+				sums[t.Name] = c
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, t := range sd.Tensors {
+		next <- t
+	}
+	close(next)
+	wg.Wait()
+	return sums
+}
+
+// FreeMemory runs the garbage collector and returns freed memory to the
+// OS, so that one iteration's garbage does not count in the next one's
+// peak resident memory.
+func FreeMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}
