@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"strings"
 
 	"golang.org/x/perf/benchfmt"
@@ -19,13 +20,17 @@ type Options struct {
 	Alpha float64
 	// AllowMissing lets rows of the old set be absent from the new one.
 	AllowMissing bool
+	// Holm applies the Holm-Bonferroni correction over the compared rows,
+	// so that alpha bounds the chance of any false regression in the
+	// whole comparison rather than in each row.
+	Holm bool
 }
 
 // Verdict is the gate's judgement of one row.
 type Verdict int
 
 const (
-	Same          Verdict = iota // no significant change (p > alpha)
+	Same          Verdict = iota // no significant change
 	Better                       // significant change in the good direction
 	WorseWithin                  // significant change in the bad direction, within the threshold
 	Regression                   // significant change in the bad direction, beyond the threshold
@@ -67,6 +72,11 @@ type Row struct {
 	// Delta is (new - old) / old of the medians; NaN when undefined.
 	Delta      float64
 	Comparison benchmath.Comparison
+	// Level is the significance level the row's p was held to: alpha, or
+	// less under the Holm-Bonferroni correction.
+	Level float64
+	// Significant reports whether p <= Level.
+	Significant bool
 	// Better is +1 when higher values are better, -1 when lower ones
 	// are, 0 when unknown.
 	Better  int
@@ -135,8 +145,13 @@ func Compare(oldSet, newSet *Set, opts Options) *Report {
 		row.NewSummary = &newSummary
 		row.Comparison = assumption.Compare(row.Old, row.New)
 		row.Delta = relativeChange(row.OldSummary.Center, row.NewSummary.Center)
-		judge(&row, assumption, opts)
 		rep.Rows = append(rep.Rows, row)
+	}
+	setLevels(rep.Rows, units, opts)
+	for i := range rep.Rows {
+		if rep.Rows[i].New != nil && rep.Rows[i].Old != nil {
+			judge(&rep.Rows[i], units.GetAssumption(rep.Rows[i].Unit), opts)
+		}
 	}
 	for _, key := range newSet.Rows {
 		if _, ok := oldSet.Samples[key]; ok {
@@ -164,11 +179,11 @@ func Compare(oldSet, newSet *Set, opts Options) *Report {
 	return rep
 }
 
-// judge sets row's verdict from its comparison. Significance follows
-// benchstat: a change counts when p <= alpha.
+// judge sets row's verdict from its comparison and the significance that
+// setLevels decided.
 func judge(row *Row, assumption benchmath.Assumption, opts Options) {
 	p := row.Comparison.P
-	if p > opts.Alpha || row.Delta == 0 {
+	if !row.Significant || row.Delta == 0 {
 		row.Verdict = Same
 		if minP := minimumP(assumption, row.Old.Thresholds, row.Old.Values, row.New.Values); minP > opts.Alpha {
 			row.Verdict = TooFewSamples
@@ -185,11 +200,52 @@ func judge(row *Row, assumption benchmath.Assumption, opts Options) {
 		row.Verdict = Better
 	case math.IsNaN(row.Delta) || math.Abs(row.Delta) > opts.Threshold:
 		row.Verdict = Regression
-		row.Note = fmt.Sprintf("%s changed by %s, beyond the %.0f%% threshold, with p=%.3g <= %v",
-			row.Unit, formatDelta(row.Delta), opts.Threshold*100, p, opts.Alpha)
+		row.Note = fmt.Sprintf("%s changed by %s, beyond the %.0f%% threshold, with p=%.3g <= %.3g",
+			row.Unit, formatDelta(row.Delta), opts.Threshold*100, p, row.Level)
 	default:
 		row.Verdict = WorseWithin
 	}
+}
+
+// setLevels sets each compared row's significance level and whether its
+// p meets it. Without opts.Holm every row is held to alpha, as benchstat
+// does. With it, the rows that are real tests (not exact units, not two
+// identical constant samples) are sorted by p, and the k-th smallest of m
+// must be at most alpha/(m-k+1), stopping at the first that is not.
+func setLevels(rows []Row, units benchfmt.UnitMetadataMap, opts Options) {
+	var family []*Row
+	for i := range rows {
+		row := &rows[i]
+		if row.Old == nil || row.New == nil {
+			continue
+		}
+		row.Level = opts.Alpha
+		row.Significant = row.Comparison.P <= opts.Alpha
+		if units.GetAssumption(row.Unit) != benchmath.AssumeExact && !constantAndEqual(row.Old.Values, row.New.Values) {
+			family = append(family, row)
+		}
+	}
+	if !opts.Holm {
+		return
+	}
+	sort.SliceStable(family, func(i, j int) bool { return family[i].Comparison.P < family[j].Comparison.P })
+	stopped := false
+	for k, row := range family {
+		row.Level = opts.Alpha / float64(len(family)-k)
+		stopped = stopped || row.Comparison.P > row.Level
+		row.Significant = !stopped
+	}
+}
+
+// constantAndEqual reports whether both samples contain one and the same
+// value, as disk-B and files usually do: no test can find a change there.
+func constantAndEqual(a, b []float64) bool {
+	for _, v := range append(slices.Clone(a), b...) {
+		if v != a[0] {
+			return false
+		}
+	}
+	return true
 }
 
 // minimumP returns the smallest p the assumption's test can give for

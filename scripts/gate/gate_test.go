@@ -345,3 +345,58 @@ func TestCalibrationNoise(t *testing.T) {
 			maxSignificant*100, defaultThreshold*100)
 	}
 }
+
+// The harness's own reruns on the tiny model, one iteration per sample
+// (record.sh bench): 54 time, rate and peak-RSS rows per comparison, so
+// some reach p <= 0.05 by chance.
+var benchReruns = []string{
+	fixture("bench-tiny-1x/rerun-1.txt"), fixture("bench-tiny-1x/rerun-2.txt"),
+	fixture("bench-tiny-1x/rerun-3.txt"), fixture("bench-tiny-1x/rerun-4.txt"),
+}
+
+func TestHolmPassesNoisyReruns(t *testing.T) {
+	plainFailures := 0
+	for i := range benchReruns {
+		for j := i + 1; j < len(benchReruns); j++ {
+			if code, _ := runGate(t, benchReruns[i], benchReruns[j]); code != 0 {
+				plainFailures++
+			}
+			if code, out := runGate(t, "-holm", benchReruns[i], benchReruns[j]); code != 0 {
+				t.Errorf("gate -holm %s %s: exit %d, want 0\n%s", benchReruns[i], benchReruns[j], code, out)
+			}
+		}
+	}
+	// Without the correction, chance regressions fail some pairings of
+	// unchanged code; this is what -holm is for.
+	if plainFailures == 0 {
+		t.Errorf("every pairing passes without -holm; the fixture no longer shows chance regressions")
+	}
+}
+
+func TestHolmStillCatchesClearRegression(t *testing.T) {
+	var oldLines, newLines []string
+	for i := range 20 {
+		name := fmt.Sprintf("BenchmarkSave/format=f%d/model=tiny_llama-2", i)
+		oldLines = append(oldLines, repeat(name, "ns/op", 100, 101, 102, 103, 104, 105, 106, 107, 108, 109)...)
+		factor := 1.0
+		if i == 7 {
+			factor = 1.3
+		}
+		newLines = append(newLines, repeat(name, "ns/op", 100*factor, 101*factor, 102*factor, 103*factor, 104*factor,
+			105*factor, 106*factor, 107*factor, 108*factor, 109*factor)...)
+	}
+	oldPath := writeResults(t, "old.txt", oldLines...)
+	newPath := writeResults(t, "new.txt", newLines...)
+	rep := compareFiles(t, oldPath, newPath, Options{Threshold: defaultThreshold, Alpha: 0.05, Holm: true})
+	row := findRow(t, rep, "Save/format=f7/model=tiny_llama", "sec/op")
+	if row.Verdict != Regression {
+		t.Errorf("30%% slowdown among 20 rows under -holm: verdict %v (p %.3g, level %.3g), want %v",
+			row.Verdict, row.Comparison.P, row.Level, Regression)
+	}
+	if want := 0.05 / 20; math.Abs(row.Level-want) > 1e-12 {
+		t.Errorf("smallest p held to level %g, want alpha/20 = %g", row.Level, want)
+	}
+	if rep.Pass() {
+		t.Error("gate -holm passes a clear 30% slowdown")
+	}
+}

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	go run ./scripts/gate [-threshold 0.10] [-alpha 0.05] [-allow-missing] old.txt new.txt
+//	go run ./scripts/gate [-threshold 0.10] [-alpha 0.05] [-holm] [-allow-missing] old.txt new.txt
 //
 // Both inputs are in the Go benchmark format. A row is one benchmark name
 // (without the -GOMAXPROCS suffix; file configuration lines are ignored)
@@ -18,6 +18,11 @@
 //     rate (B/s, any unit ending in /s) down, unless a Unit metadata
 //     line sets better=higher or better=lower,
 //   - the relative change of the medians is beyond the threshold.
+//
+// Each row is tested on its own, as benchstat does, so with dozens of rows
+// some reach p <= alpha by chance. -holm applies the Holm-Bonferroni
+// correction instead, which bounds the chance of any false regression in
+// the whole comparison by alpha.
 //
 // Unlike benchstat, which exits 0 whatever it reads, gate also fails when
 // an input cannot be read or has malformed benchmark lines, when no row
@@ -68,8 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"significance level: a change counts only when the Mann-Whitney U test gives p <= alpha")
 	flags.BoolVar(&opts.AllowMissing, "allow-missing", false,
 		"pass even when rows of old.txt are missing from new.txt")
+	flags.BoolVar(&opts.Holm, "holm", false,
+		"apply the Holm-Bonferroni correction, so alpha bounds the chance of any false regression among all rows")
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "usage: gate [-threshold 0.10] [-alpha 0.05] [-allow-missing] old.txt new.txt\n\n")
+		fmt.Fprintf(stderr, "usage: gate [-threshold 0.10] [-alpha 0.05] [-holm] [-allow-missing] old.txt new.txt\n\n")
 		fmt.Fprintf(stderr, "Fails (exit 1) when new.txt is significantly worse than old.txt.\n\n")
 		flags.PrintDefaults()
 	}

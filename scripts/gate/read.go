@@ -20,7 +20,7 @@ type RowKey struct {
 // Set is one input file's measurements, grouped by row.
 type Set struct {
 	Path string
-	// Samples holds every measurement of each row, in input order.
+	// Samples contains every measurement of each row, in input order.
 	Samples map[RowKey][]float64
 	// Rows lists the row keys in the order they first appear.
 	Rows []RowKey

@@ -15,8 +15,12 @@ import (
 // overall verdict.
 func (r *Report) Print(w io.Writer) error {
 	fmt.Fprintf(w, "old: %s\nnew: %s\n", r.OldPath, r.NewPath)
-	fmt.Fprintf(w, "rule: fail when p <= %v and the median moved the bad way by more than %.0f%%\n\n",
-		r.Options.Alpha, r.Options.Threshold*100)
+	level := fmt.Sprint(r.Options.Alpha)
+	if r.Options.Holm {
+		level += " (Holm-Bonferroni over the rows)"
+	}
+	fmt.Fprintf(w, "rule: fail when p <= %s and the median moved the bad way by more than %.0f%%\n\n",
+		level, r.Options.Threshold*100)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "benchmark\tunit\told\tnew\tdelta\tp\tverdict")

@@ -105,11 +105,14 @@ func opFindings(run *Run, op Op) []string {
 func runnerUpText(fastest, second *Cell) string {
 	a, b := fastest.Stat(unitTime), second.Stat(unitTime)
 	cmp := benchmath.AssumeNothing.Compare(a.Sample, b.Sample)
-	ahead := b.Median()/a.Median() - 1
 	if cmp.P > cmp.Alpha {
 		return fmt.Sprintf("the runner-up %s is not distinguishable from it (%s)", second.Variant, cmp)
 	}
-	return fmt.Sprintf("%s ahead of the runner-up %s (%s)", formatPercent(ahead), second.Variant, cmp)
+	ratio := b.Median() / a.Median()
+	if ratio >= 2 {
+		return fmt.Sprintf("the runner-up %s takes %s as long (%s)", second.Variant, formatTimes(ratio), cmp)
+	}
+	return fmt.Sprintf("%s ahead of the runner-up %s (%s)", formatPercent(ratio-1), second.Variant, cmp)
 }
 
 func sizeFindings(rep *Report) []string {

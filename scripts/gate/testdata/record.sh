@@ -1,37 +1,64 @@
 #!/usr/bin/env bash
-# Records the gate's fixtures under testdata/results/gate/ from real runs
-# of the stand-in benchmark in scripts/gate/testdata/standin: four sets of
-# reruns of unchanged code (rerun-1.txt .. rerun-4.txt) and one set with a
-# 30% slowdown injected inside the timed region (slow30.txt). The sets are
-# interleaved round by round, as scripts/compare.sh runs old and new, so
-# drift in the machine's load spreads over all of them.
+# Records the gate's fixtures from real runs on this machine. Every set is
+# interleaved round by round with the others, as scripts/compare.sh runs
+# old and new, so drift in the machine's load spreads over all of them.
 #
-# Usage: scripts/gate/testdata/record.sh [ROUNDS]   (default 10)
+# Usage: scripts/gate/testdata/record.sh [standin|bench] [ROUNDS]
+#
+#   standin (default): the stand-in benchmark in
+#     scripts/gate/testdata/standin, 100 iterations per sample, into
+#     testdata/results/gate/: four sets of reruns of unchanged code
+#     (rerun-1.txt .. rerun-4.txt) and one set with a 30% slowdown
+#     injected inside the timed region (slow30.txt).
+#   bench: the real harness (./bench) on the tiny model, one iteration per
+#     sample as scripts/bench.sh runs it, into
+#     testdata/results/gate/bench-tiny-1x/rerun-1.txt .. rerun-4.txt.
+#
+# ROUNDS defaults to 10: runs per set.
 set -euo pipefail
 
-rounds=${1:-10}
+mode=${1:-standin}
+rounds=${2:-10}
 root=$(git rev-parse --show-toplevel)
-out=$root/testdata/results/gate
-bin=$root/build/standin.test
-mkdir -p "$out" "$root/build"
-
+mkdir -p "$root/build"
 cd "$root"
-go test -c -o "$bin" ./scripts/gate/testdata/standin
 
-# 100 iterations per sample keep one sample of the slowest benchmark
-# (the save, about 30 ms per iteration here) near 3 s.
-run() {
-	(cd "$root/scripts/gate/testdata/standin" &&
-		"$bin" -test.run '^$' -test.bench . -test.benchtime 100x -test.count 1)
-}
+case $mode in
+standin)
+	out=$root/testdata/results/gate
+	bin=$root/build/standin.test
+	pkgdir=$root/scripts/gate/testdata/standin
+	go test -c -o "$bin" ./scripts/gate/testdata/standin
+	# 100 iterations per sample keep one sample of the slowest benchmark
+	# (the save, about 30 ms per iteration here) near 3 s.
+	args=(-test.run '^$' -test.bench . -test.benchtime 100x -test.count 1)
+	sets=(rerun-1 rerun-2 rerun-3 rerun-4 slow30)
+	;;
+bench)
+	out=$root/testdata/results/gate/bench-tiny-1x
+	bin=$root/build/bench-tiny.test
+	pkgdir=$root/bench
+	CGO_ENABLED=0 go test -c -o "$bin" ./bench
+	export BENCH_MODEL=tiny_llama BENCH_FORMATS=disk,zarr/raw,zarr/gzip,safetensors/read,t5x/raw
+	export BENCH_DIR=$root/build/record-scratch BENCH_QUIET=1
+	args=(-test.run '^$' -test.bench . -test.benchtime 1x -test.count 1 -test.timeout 0)
+	sets=(rerun-1 rerun-2 rerun-3 rerun-4)
+	;;
+*)
+	echo "usage: $0 [standin|bench] [ROUNDS]" >&2
+	exit 2
+	;;
+esac
 
-for f in rerun-1 rerun-2 rerun-3 rerun-4 slow30; do
+mkdir -p "$out"
+for f in "${sets[@]}"; do
 	: >"$out/$f.txt"
 done
 for ((i = 1; i <= rounds; i++)); do
 	echo "round $i of $rounds" >&2
-	for f in rerun-1 rerun-2 rerun-3 rerun-4; do
-		run >>"$out/$f.txt"
+	for f in "${sets[@]}"; do
+		slowdown=0
+		if [[ $f == slow30 ]]; then slowdown=0.3; fi
+		(cd "$pkgdir" && STANDIN_SLOWDOWN=$slowdown "$bin" "${args[@]}") >>"$out/$f.txt"
 	done
-	STANDIN_SLOWDOWN=0.3 run >>"$out/slow30.txt"
 done
