@@ -49,14 +49,15 @@ for v in $FORMATS; do
 			echo "  writing the model once for the Python peers: $handover" >&2
 			go run ./scripts/handover -out "$handover"
 		fi
-		cp "$handover.config" "$out.tmp"
+		{ echo "commit: $rev"; cat "$handover.config"; } >"$out.tmp"
 		"$VENV/bin/python3" scripts/peers.py bench --format "$v" --handover "$handover" \
 			--dir "$scratch/$v" --count "$COUNT" --model "$MODEL" >>"$out.tmp"
 		rm -rf "${scratch:?}/$v"
 		;;
 	*)
+		echo "commit: $rev" >"$out.tmp"
 		BENCH_FORMATS=$v build/bench.test -test.run '^$' -test.bench . -test.benchtime 1x \
-			-test.count "$COUNT" -test.timeout 0 >"$out.tmp"
+			-test.count "$COUNT" -test.timeout 0 >>"$out.tmp"
 		rm -rf "${scratch:?}/$(tr / - <<<"$v")"
 		;;
 	esac
