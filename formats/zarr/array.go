@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"ckptbench/tensor"
 )
@@ -274,7 +275,10 @@ func ReadArrayWith(dir string, md Metadata, dst []byte, opts ReadOptions) error 
 	if err != nil {
 		return fmt.Errorf("zarr: array %s: %w", dir, err)
 	}
-	r := chunkReader{codec: codec, raw: codec.ID() == "raw"}
+	r := chunkReader{codec: codec, raw: codec.ID() == "raw", scratch: getBuffer(), encoded: getBuffer()}
+	defer chunkBuffers.Put(r.scratch)
+	defer chunkBuffers.Put(r.encoded)
+	var scratch []byte // the decode buffer, once a chunk needs one
 	return g.each(func(index []int64) error {
 		path := filepath.Join(dir, filepath.FromSlash(ChunkKey(index, md.Separator())))
 		off, n, contiguous := g.contiguous(index)
@@ -284,13 +288,13 @@ func ReadArrayWith(dir string, md Metadata, dst []byte, opts ReadOptions) error 
 		if contiguous && n == g.chunkBytes {
 			target = dst[off : off+n]
 		} else {
-			if r.scratch == nil {
+			if scratch == nil {
 				if g.chunkBytes > maxScratchBytes {
 					return fmt.Errorf("zarr: array %s: chunks %v of %d bytes each are larger than the %d bytes this reader buffers for a chunk that does not map onto a contiguous part of the array; re-save the array with smaller chunks", dir, md.Chunks, g.chunkBytes, int64(maxScratchBytes))
 				}
-				r.scratch = make([]byte, g.chunkBytes)
+				scratch = growBuffer(r.scratch, g.chunkBytes)
 			}
-			target = r.scratch
+			target = scratch
 		}
 		found, err := r.read(path, target)
 		if err != nil {
@@ -314,6 +318,30 @@ func ReadArrayWith(dir string, md Metadata, dst []byte, opts ReadOptions) error 
 	})
 }
 
+// chunkBuffers recycles the encode, decode and padding buffers of
+// ReadArray and WriteArray between arrays. A save of a multi-gigabyte
+// state dict held in the Go heap would otherwise leave one dead buffer
+// per tensor until the next collection, which the large live heap
+// postpones.
+var chunkBuffers sync.Pool // of *[]byte
+
+// getBuffer returns a recycled buffer, or a new empty one.
+func getBuffer() *[]byte {
+	if p, ok := chunkBuffers.Get().(*[]byte); ok {
+		return p
+	}
+	return new([]byte)
+}
+
+// growBuffer returns *p resized to n bytes, reallocating when its
+// capacity is too small. Its contents are undefined.
+func growBuffer(p *[]byte, n int64) []byte {
+	if int64(cap(*p)) < n {
+		*p = make([]byte, n)
+	}
+	return (*p)[:n]
+}
+
 // fillBytes repeats the element elem over dst.
 func fillBytes(dst, elem []byte) {
 	if len(dst) == 0 {
@@ -329,8 +357,8 @@ func fillBytes(dst, elem []byte) {
 type chunkReader struct {
 	codec   Codec
 	raw     bool
-	scratch []byte // one decoded chunk, for chunks that do not map onto dst
-	encoded []byte // one chunk file, for compressed chunks
+	scratch *[]byte // one decoded chunk, for chunks that do not map onto dst
+	encoded *[]byte // one chunk file, for compressed chunks
 }
 
 // read decodes the chunk file at path into target, which has the size of
@@ -365,14 +393,11 @@ func (r *chunkReader) read(path string, target []byte) (bool, error) {
 		return true, nil
 	}
 
-	if int64(cap(r.encoded)) < size {
-		r.encoded = make([]byte, size)
-	}
-	r.encoded = r.encoded[:size]
-	if _, err := io.ReadFull(f, r.encoded); err != nil {
+	encoded := growBuffer(r.encoded, size)
+	if _, err := io.ReadFull(f, encoded); err != nil {
 		return false, fmt.Errorf("zarr: read chunk %s: %w", path, err)
 	}
-	out, err := r.codec.Decode(target, r.encoded)
+	out, err := r.codec.Decode(target, encoded)
 	if err != nil {
 		return false, fmt.Errorf("zarr: read chunk %s: %w; the file is damaged, truncated or belongs to another array", path, err)
 	}

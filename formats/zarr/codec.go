@@ -170,6 +170,14 @@ func checkLevel(id string, level int) error {
 	return nil
 }
 
+// maxDeflateSize bounds the gzip or zlib encoding of n bytes: deflate
+// stores incompressible input in blocks of at most 64 KiB with 5 bytes of
+// header each, and the gzip wrapper adds 18 bytes. Growing the output
+// buffer to this size up front avoids doubling it while writing.
+func maxDeflateSize(n int) int {
+	return n + 5*(n/65535+1) + 18
+}
+
 type gzipCodec struct {
 	level   int
 	writers sync.Pool
@@ -191,6 +199,7 @@ func (c *gzipCodec) Compressor() json.RawMessage {
 
 func (c *gzipCodec) Encode(dst, src []byte) ([]byte, error) {
 	buf := bytes.NewBuffer(dst[:0])
+	buf.Grow(maxDeflateSize(len(src)))
 	w, _ := c.writers.Get().(*gzip.Writer)
 	if w == nil {
 		var err error
@@ -250,6 +259,7 @@ func (c *zlibCodec) Compressor() json.RawMessage {
 
 func (c *zlibCodec) Encode(dst, src []byte) ([]byte, error) {
 	buf := bytes.NewBuffer(dst[:0])
+	buf.Grow(maxDeflateSize(len(src)))
 	w, _ := c.writers.Get().(*zlib.Writer)
 	if w == nil {
 		var err error
@@ -345,6 +355,20 @@ func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) {
 	}
 	if h.HasFCS && h.FrameContentSize > uint64(len(dst)) {
 		return nil, fmt.Errorf("%w: zstd frame has %d bytes, more than the %d of a chunk", ErrChunkSize, h.FrameContentSize, len(dst))
+	}
+	if !h.HasFCS {
+		// Without a content size, DecodeAll could grow its output without
+		// bound; a stream decoder stops one byte past len(dst).
+		r, err := zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		defer r.Close()
+		out, err := streamDecode(dst, r)
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		return out, nil
 	}
 	// The full slice expression keeps DecodeAll from appending past
 	// len(dst) into memory that belongs to the caller.

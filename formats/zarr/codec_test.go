@@ -6,6 +6,8 @@ import (
 	"errors"
 	"sync"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestCodecRoundTrip(t *testing.T) {
@@ -72,6 +74,43 @@ func TestCodecDecodeBounds(t *testing.T) {
 				t.Error("Decode of half the encoded data returned a full chunk")
 			}
 		})
+	}
+}
+
+// TestZstdWithoutContentSize decodes a zstd stream whose frame header has
+// no content size, which other writers may produce.
+func TestZstdWithoutContentSize(t *testing.T) {
+	src := randomBytes(5000, 5)
+	var buf bytes.Buffer
+	w, err := zstd.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A flush before the end makes the writer start the frame before it
+	// knows the content size.
+	w.Write(src[:100])
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	w.Write(src[100:])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var h zstd.Header
+	if err := h.Decode(buf.Bytes()); err != nil || h.HasFCS {
+		t.Fatalf("test stream has a content size (%v); the test needs one without", err)
+	}
+	c := mustCodec(t, "zstd")
+	dst := make([]byte, len(src))
+	out, err := c.Decode(dst, buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, src) {
+		t.Fatal("decoded data differs")
+	}
+	if _, err := c.Decode(make([]byte, 4999), buf.Bytes()); !errors.Is(err, ErrChunkSize) {
+		t.Errorf("Decode into 4999 bytes = %v, want ErrChunkSize", err)
 	}
 }
 

@@ -87,6 +87,7 @@ func TestSaveLayout(t *testing.T) {
 		tensor.New("model.norm.weight", tensor.Float16, 3),
 		tensor.New("odd name/with.slash", tensor.Int32, 2),
 		tensor.New("scalar", tensor.Float32),
+		tensor.New("empty", tensor.Uint8, 0, 4),
 	)
 	parent := t.TempDir()
 	path := filepath.Join(parent, "ckpt")
@@ -105,6 +106,7 @@ func TestSaveLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
+		"empty/.zarray",
 		"index.json",
 		"model/layers/0/mlp/up_proj/weight/.zarray",
 		"model/layers/0/mlp/up_proj/weight/0.0",

@@ -89,6 +89,7 @@ func TestTensorStoreReadsGoArrays(t *testing.T) {
 		{"u8-gzip", tensor.Uint8, []int64{17}, []int64{5}, "gzip", "."},
 		{"bool-raw", tensor.Bool, []int64{3, 3}, []int64{2, 3}, "raw", "."},
 		{"f16-scalar", tensor.Float16, []int64{}, []int64{}, "gzip", "."},
+		{"u8-empty", tensor.Uint8, []int64{0, 4}, []int64{1, 4}, "raw", "."},
 	}
 	for i, x := range extras {
 		c := mustCodec(t, x.codec)

@@ -40,7 +40,10 @@ func WriteArray(dir string, md Metadata, c Codec, src []byte) error {
 	}
 
 	sep := md.Separator()
-	var scratch, encoded []byte
+	scratchBuf, encodedBuf := getBuffer(), getBuffer()
+	defer chunkBuffers.Put(scratchBuf)
+	defer chunkBuffers.Put(encodedBuf)
+	var scratch []byte // the padding buffer, once a chunk needs one
 	subdirs := map[string]bool{}
 	err = g.each(func(index []int64) error {
 		key := ChunkKey(index, sep)
@@ -60,7 +63,7 @@ func WriteArray(dir string, md Metadata, c Codec, src []byte) error {
 			chunk = src[off : off+n]
 		} else {
 			if scratch == nil {
-				scratch = make([]byte, g.chunkBytes)
+				scratch = growBuffer(scratchBuf, g.chunkBytes)
 			}
 			fillBytes(scratch, fill)
 			if contiguous {
@@ -72,10 +75,11 @@ func WriteArray(dir string, md Metadata, c Codec, src []byte) error {
 		}
 		data := chunk
 		if c.ID() != "raw" {
-			var err error
-			if encoded, err = c.Encode(encoded, chunk); err != nil {
+			encoded, err := c.Encode(*encodedBuf, chunk)
+			if err != nil {
 				return fmt.Errorf("zarr: encode chunk %s: %w", path, err)
 			}
+			*encodedBuf = encoded
 			data = encoded
 		}
 		return writeFileSync(path, data)
