@@ -345,6 +345,12 @@ func (c *zstdCodec) Compressor() json.RawMessage {
 }
 
 func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
+	// Sizing dst for the worst case up front keeps EncodeAll from growing
+	// it by repeated appends, which leaves garbage of about twice the
+	// chunk.
+	if n := c.enc.MaxEncodedSize(len(src)); cap(dst) < n {
+		dst = make([]byte, 0, n)
+	}
 	return c.enc.EncodeAll(src, dst[:0]), nil
 }
 
