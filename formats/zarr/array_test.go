@@ -74,9 +74,9 @@ func TestChunkShape(t *testing.T) {
 }
 
 // TestArrayRoundTrip writes arrays with WriteArray and reads them back
-// with ReadArray for chunk shapes that cover the fast paths (one chunk,
-// contiguous row blocks) and the strided path (chunks cut in several
-// dimensions, edge chunks), with both separators and every writable codec.
+// with ReadArray, with both separators and every writable codec. The
+// chunk shapes cover the fast paths (one chunk, contiguous row blocks)
+// and the strided path (chunks cut in several dimensions, edge chunks).
 func TestArrayRoundTrip(t *testing.T) {
 	shapes := []struct{ shape, chunks []int64 }{
 		{[]int64{7, 5}, []int64{7, 5}},

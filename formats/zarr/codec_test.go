@@ -86,8 +86,8 @@ func TestZstdWithoutContentSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A flush before the end makes the writer start the frame before it
-	// knows the content size.
+	// A flush before the end makes the writer emit the frame header
+	// before the content size is known.
 	w.Write(src[:100])
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)

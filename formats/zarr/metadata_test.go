@@ -106,6 +106,20 @@ func TestReadMetadataNamesFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, ".zarray")) {
 		t.Errorf("ReadMetadata of a damaged file = %v, want an error naming the file", err)
 	}
+
+	void := filepath.Join(dir, "void")
+	if err := os.Mkdir(void, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	doc := `{"zarr_format":2,"shape":[2],"chunks":[2],"dtype":"<V2","compressor":null,"fill_value":null,"order":"C","filters":null}`
+	if err := os.WriteFile(filepath.Join(void, ".zarray"), []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadMetadata(void)
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(void, ".zarray")) || !strings.Contains(err.Error(), `"bfloat16"`) {
+		t.Errorf("ReadMetadata of a <V2 array = %v, want an error naming the file and the bfloat16 fix", err)
+	}
+
 	_, err = ReadMetadata(filepath.Join(dir, "absent"))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("ReadMetadata of a missing array = %v, want ErrNotExist", err)

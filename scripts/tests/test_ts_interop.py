@@ -34,8 +34,8 @@ def test_read_matches_hand_written_array(tmp_path):
     """read returns the bytes of a zarr array written without TensorStore.
 
     The .zarray and the chunk files are written by hand, so the check does
-    not depend on TensorStore's writer. The [3, 2] array sits in [2, 2]
-    chunks, so the second chunk row is an edge chunk stored full size.
+    not depend on TensorStore's writer. The [3, 2] array is cut into [2, 2]
+    chunks. Its second chunk row is an edge chunk, stored full size.
     """
     d = tmp_path / "a"
     d.mkdir()
@@ -116,4 +116,5 @@ def test_codec_stats_small():
     assert stats["gzip-1"]["ratio"] > 1.03
     assert stats["blosc-lz4-shuffle"]["ratio"] < 1.03
     for s in stats.values():
-        assert s["write_MBps"] > 0 and s["read_MBps"] > 0
+        assert s["write_MBps"] > 0
+        assert s["read_MBps"] > 0
