@@ -318,13 +318,26 @@ func TestBetterDirection(t *testing.T) {
 }
 
 // TestCalibrationNoise recomputes the figures behind defaultThreshold
-// from the recorded reruns: the largest change of medians among rows the
-// U test calls significant, and the largest change of a time or rate row.
+// from the recorded reruns with 10 or more iterations per sample: the
+// largest change of medians among rows the U test calls significant, and
+// the largest change of a time or rate row.
 func TestCalibrationNoise(t *testing.T) {
+	for _, sets := range [][]string{reruns, {
+		fixture("bench-tiny-10x/rerun-1.txt"), fixture("bench-tiny-10x/rerun-2.txt"),
+		fixture("bench-tiny-10x/rerun-3.txt"), fixture("bench-tiny-10x/rerun-4.txt"),
+	}} {
+		checkNoise(t, sets)
+	}
+}
+
+func checkNoise(t *testing.T, sets []string) {
 	maxSignificant, maxTiming := 0.0, 0.0
-	for i := range reruns {
-		for j := i + 1; j < len(reruns); j++ {
-			rep := compareFiles(t, reruns[i], reruns[j], defaults)
+	for i := range sets {
+		for j := i + 1; j < len(sets); j++ {
+			if code, out := runGate(t, sets[i], sets[j]); code != 0 {
+				t.Errorf("gate %s %s: exit %d, want 0\n%s", sets[i], sets[j], code, out)
+			}
+			rep := compareFiles(t, sets[i], sets[j], defaults)
 			for _, row := range rep.Rows {
 				d := math.Abs(row.Delta)
 				if math.IsNaN(d) {
@@ -339,7 +352,8 @@ func TestCalibrationNoise(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("reruns: largest significant change %.1f%%, largest time or rate change %.1f%%", maxSignificant*100, maxTiming*100)
+	t.Logf("%s: largest significant change %.1f%%, largest time or rate change %.1f%%",
+		filepath.Dir(sets[0]), maxSignificant*100, maxTiming*100)
 	if maxSignificant >= defaultThreshold {
 		t.Errorf("unchanged reruns show a significant change of %.1f%%, at or above the default threshold %.0f%%",
 			maxSignificant*100, defaultThreshold*100)

@@ -43,19 +43,28 @@ import (
 // defaultThreshold is the relative change of medians a row may show
 // before gate calls it a regression.
 //
-// It was calibrated from run-to-run noise on the project's build machine
-// (2 virtual cores, shared with other builds and benchmarks; load average
-// 5 to 14 during the recording). scripts/gate/testdata/record.sh recorded
-// four sets of ten interleaved runs of unchanged code (the stand-in
-// benchmark: tiny model, durable save, cold and warm load) into
-// testdata/results/gate/rerun-*.txt. Across the six pairings of those
-// sets, the U test called 2 of 54 time, rate and peak-RSS rows
-// significant, both peak-RSS-B rows that moved 2.0% and 2.6%. No time or
-// rate row was significant, although their medians moved by up to 35%.
+// It was calibrated from run-to-run noise on the project's build machine:
+// 2 virtual cores shared with other builds and benchmarks, load average 5
+// to 14 while recording. scripts/gate/testdata/record.sh recorded four
+// sets of ten interleaved runs of unchanged code three times, into
+// testdata/results/gate/, and each recording was compared in its six
+// pairings:
+//
+//   - the stand-in benchmark, 100 iterations per sample: 2 of 54 time,
+//     rate and peak-RSS rows reached p <= 0.05, both peak-RSS-B rows that
+//     moved 2.0% and 2.6%;
+//   - ./bench on the tiny model, 10 iterations per sample: 1 of 216 rows,
+//     a peak-RSS-B row that moved 0.8%. Time medians moved by up to 121%
+//     without reaching significance;
+//   - ./bench, 1 iteration per sample: time rows reached p <= 0.05 by
+//     chance in 3 of 6 pairings, with changes up to 100%, which no useful
+//     threshold absorbs. With -holm all six pairings pass.
+//
 // 10% is about four times the largest significant change of unchanged
-// code, and the recorded 30% slowdown (slow30.txt) still fails on its
-// save and warm-load rows. Its cold-load row (+31%, p=0.19) is lost in
-// that machine's noise. TestCalibrationNoise recomputes the figures.
+// code with 10 or more iterations per sample, and the recorded 30%
+// slowdown (slow30.txt) still fails on its save and warm-load rows. Its
+// cold-load row (+31%, p=0.19) is lost in the noise. TestCalibrationNoise
+// recomputes these figures.
 const defaultThreshold = 0.10
 
 func main() {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"golang.org/x/perf/benchfmt"
@@ -87,8 +88,9 @@ type Cell struct {
 	Variant Variant
 	Op      Op
 	Stats   map[string]*Stat // by tidied unit
-	// TensorBytes is the median over result lines of B/s times sec/op,
-	// the bytes the benchmark passed to b.SetBytes; 0 when unknown.
+	// TensorBytes is the tensor-bytes configuration line, else the median
+	// over result lines of B/s times sec/op (the bytes the benchmark
+	// passed to b.SetBytes); 0 when unknown.
 	TensorBytes float64
 
 	values      map[string][]float64
@@ -222,6 +224,13 @@ func LoadRun(dir, model string) (*Run, error) {
 		return nil, err
 	}
 	run.summarize(units)
+	// The harness states the exact tensor bytes; B/s times sec/op only
+	// approximates them, because Go prints MB/s with two decimals.
+	if n, err := strconv.ParseFloat(run.ConfigValue("tensor-bytes"), 64); err == nil && n > 0 {
+		for _, c := range run.Cells {
+			c.TensorBytes = n
+		}
+	}
 	return run, nil
 }
 

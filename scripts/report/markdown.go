@@ -249,7 +249,8 @@ func writeNotes(w io.Writer, rep *Report) {
 				run.Dir, strings.Join(run.Ignored, ", ")))
 		}
 		for _, key := range run.ConfigKeys {
-			if len(run.Config[key]) > 1 && key != "pkg" {
+			// pkg and scratch differ between the Go and Python files.
+			if len(run.Config[key]) > 1 && key != "pkg" && key != "scratch" {
 				notes = append(notes, fmt.Sprintf("%s: files disagree on `%s`: %s", run.Dir, key, configSources(run, key)))
 			}
 		}

@@ -177,13 +177,10 @@ func streamsText(v Variant) string {
 	return v.Streams + " in flight"
 }
 
-// TensorBytes returns the checkpoint's tensor bytes: the tensor-bytes
-// configuration line, else the largest of the cells' (they agree up to
-// the rounding of MB/s).
+// TensorBytes returns the checkpoint's tensor bytes: the largest of the
+// cells' (they agree up to the rounding of MB/s, or all come from the
+// tensor-bytes configuration line).
 func (r *Run) TensorBytes() float64 {
-	if v, err := strconv.ParseFloat(r.ConfigValue("tensor-bytes"), 64); err == nil && v > 0 {
-		return v
-	}
 	n := 0.0
 	for _, c := range r.Cells {
 		n = max(n, c.TensorBytes)

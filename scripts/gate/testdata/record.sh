@@ -10,9 +10,12 @@
 #     testdata/results/gate/: four sets of reruns of unchanged code
 #     (rerun-1.txt .. rerun-4.txt) and one set with a 30% slowdown
 #     injected inside the timed region (slow30.txt).
-#   bench: the real harness (./bench) on the tiny model, one iteration per
-#     sample as scripts/bench.sh runs it, into
-#     testdata/results/gate/bench-tiny-1x/rerun-1.txt .. rerun-4.txt.
+#   bench: the real harness (./bench) on the tiny model, BENCHTIME
+#     iterations per sample (default 1x, as scripts/bench.sh runs it) of
+#     FORMATS (default disk,zarr/raw,zarr/gzip,safetensors/read,t5x/raw),
+#     into testdata/results/gate/bench-tiny-$BENCHTIME/rerun-1.txt ..
+#     rerun-4.txt. The 10x set was recorded with
+#     BENCHTIME=10x FORMATS=disk,zarr/raw,safetensors/read.
 #
 # ROUNDS defaults to 10: runs per set.
 set -euo pipefail
@@ -35,13 +38,14 @@ standin)
 	sets=(rerun-1 rerun-2 rerun-3 rerun-4 slow30)
 	;;
 bench)
-	out=$root/testdata/results/gate/bench-tiny-1x
+	benchtime=${BENCHTIME:-1x}
+	out=$root/testdata/results/gate/bench-tiny-$benchtime
 	bin=$root/build/bench-tiny.test
 	pkgdir=$root/bench
 	CGO_ENABLED=0 go test -c -o "$bin" ./bench
-	export BENCH_MODEL=tiny_llama BENCH_FORMATS=disk,zarr/raw,zarr/gzip,safetensors/read,t5x/raw
+	export BENCH_MODEL=tiny_llama BENCH_FORMATS=${FORMATS:-disk,zarr/raw,zarr/gzip,safetensors/read,t5x/raw}
 	export BENCH_DIR=$root/build/record-scratch BENCH_QUIET=1
-	args=(-test.run '^$' -test.bench . -test.benchtime 1x -test.count 1 -test.timeout 0)
+	args=(-test.run '^$' -test.bench . -test.benchtime "$benchtime" -test.count 1 -test.timeout 0)
 	sets=(rerun-1 rerun-2 rerun-3 rerun-4)
 	;;
 *)
