@@ -102,9 +102,10 @@ func checkArrayPath(p string) error {
 	return nil
 }
 
-// Validate checks that the index can be restored: unique names and
-// paths, paths inside the checkpoint that do not nest one array inside
-// another (zarr v2 arrays hold no children), and valid dtypes and shapes.
+// Validate checks that the index can be restored and written again:
+// unique names, none nested under another in the parameter tree, unique
+// paths inside the checkpoint that do not nest one array inside another
+// (zarr v2 arrays hold no children), and valid dtypes and shapes.
 func (ix *Index) Validate() error {
 	names := make(map[string]bool, len(ix.Arrays))
 	byPath := make(map[string]string, len(ix.Arrays))
@@ -129,6 +130,18 @@ func (ix *Index) Validate() error {
 		}
 		if a.Chunks != nil && len(a.Chunks) != len(a.Shape) {
 			return fmt.Errorf("%w: tensor %q has chunks %v for shape %v", ErrIndex, a.Name, a.Chunks, a.Shape)
+		}
+	}
+	for _, a := range ix.Arrays {
+		for prefix := a.Name; ; {
+			i := strings.LastIndexByte(prefix, '.')
+			if i < 0 {
+				break
+			}
+			prefix = prefix[:i]
+			if names[prefix] {
+				return fmt.Errorf("%w: tensor %q is nested under tensor %q in the parameter tree; rename one of them", ErrIndex, a.Name, prefix)
+			}
 		}
 	}
 	for p, name := range byPath {
@@ -267,9 +280,13 @@ func (e *encoder) spec(a *Array) {
 	e.str("path")
 	e.str(a.Path)
 	e.str("metadata")
-	e.mapLen(3)
-	e.str("chunks")
-	e.ints(a.Chunks)
+	if a.Chunks == nil {
+		e.mapLen(2)
+	} else {
+		e.mapLen(3)
+		e.str("chunks")
+		e.ints(a.Chunks)
+	}
 	e.str("compressor")
 	if a.Compressor == "" || a.Compressor == "raw" {
 		e.nil()
