@@ -14,7 +14,9 @@ import (
 // compressed with c, fsyncing each file, and finally fsyncs dir. Edge
 // chunks are padded to full size with the fill value. Every chunk is
 // written, even one of only the fill value, so a reader may treat a
-// missing chunk as lost data. The caller syncs the parents of dir.
+// missing chunk as lost data. dir should be new: chunk files of an array
+// already there that the new chunking does not overwrite stay in place.
+// The caller syncs the parents of dir.
 func WriteArray(dir string, md Metadata, c Codec, src []byte) error {
 	if err := md.Validate(); err != nil {
 		return fmt.Errorf("zarr: write array %s: %w", dir, err)
