@@ -3,7 +3,8 @@
 checkpoint that went through any format can be checked against the
 original converted weights.
 
-  logits.py --config models/smollm2-135m [--weights PATH] [--out F.npy] [--expect F.npy]
+  logits.py --config models/smollm2-135m [--weights PATH]
+            [--out F.npy] [--expect F.npy] [--against PATH]
 
 --config is the directory convert.py wrote (config.json and tokenizer).
 --weights defaults to it and may also name a .safetensors file, a
@@ -16,8 +17,10 @@ that repeated runs match bit for bit.
 
 Prints one JSON line: the prompt's token ids, the logits' shape, the
 SHA-256 of their float32 bytes, and the greedy next token. --out saves
-the logits as .npy; --expect compares them with a saved .npy and exits 1
-unless every value is bit-identical, printing the max abs diff.
+the logits as .npy. --expect compares them with a saved .npy, and
+--against with the logits of a second set of weights computed in the same
+run (saving a Python start-up). Either exits 1 unless every value is
+bit-identical, and prints the max abs diff.
 """
 
 from __future__ import annotations
@@ -90,14 +93,19 @@ def summarize(ids: list[int], logits: np.ndarray, weights_path: Path, tokenizer)
 def compare(logits: np.ndarray, expect_path: Path) -> str | None:
     """Return None when logits are bit-identical to the saved array, else
     a message with the max abs diff."""
-    want = np.load(expect_path)
-    if want.shape != logits.shape or want.dtype != logits.dtype:
-        return f"logits differ from {expect_path}: shape {list(logits.shape)} {logits.dtype}, expected {list(want.shape)} {want.dtype}"
-    if np.array_equal(want.view(np.uint32), logits.view(np.uint32)):
+    return compare_arrays(logits, np.load(expect_path), str(expect_path))
+
+
+def compare_arrays(got: np.ndarray, want: np.ndarray, source: str) -> str | None:
+    """Return None when got is bit-identical to want, else a message that
+    names source and gives the max abs diff."""
+    if want.shape != got.shape or want.dtype != got.dtype:
+        return f"logits differ from {source}: shape {list(got.shape)} {got.dtype}, expected {list(want.shape)} {want.dtype}"
+    if np.array_equal(want.view(np.uint32), got.view(np.uint32)):
         return None
-    diff = np.abs(want.astype(np.float64) - logits.astype(np.float64))
-    bad = int((want.view(np.uint32) != logits.view(np.uint32)).sum())
-    return f"logits differ from {expect_path}: {bad} of {logits.size} values, max abs diff {diff.max():.6g}"
+    diff = np.abs(want.astype(np.float64) - got.astype(np.float64))
+    bad = int((want.view(np.uint32) != got.view(np.uint32)).sum())
+    return f"logits differ from {source}: {bad} of {got.size} values, max abs diff {diff.max():.6g}"
 
 
 def main(argv=None) -> int:
@@ -106,26 +114,36 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", type=Path, help="weights file or directory (default: --config)")
     parser.add_argument("--out", type=Path, help="save the float32 logits to this .npy file")
     parser.add_argument("--expect", type=Path, help="exit 1 unless the logits equal this .npy bit for bit")
+    parser.add_argument(
+        "--against", type=Path, help="exit 1 unless the logits equal those from these weights bit for bit"
+    )
     args = parser.parse_args(argv)
     weights_path = args.weights or args.config
+    if not (args.config / "config.json").is_file():
+        print(f"logits.py: {args.config}: no config.json; pass the directory that convert.py wrote", file=sys.stderr)
+        return 1
 
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.config)
     try:
         ids, logits = compute_logits(args.config, weights_path, tokenizer)
+        reference = compute_logits(args.config, args.against, tokenizer)[1] if args.against else None
     except CheckpointError as err:
         print(f"logits.py: {err}", file=sys.stderr)
         return 1
     if args.out:
         np.save(args.out, logits)
     print(json.dumps(summarize(ids, logits, weights_path, tokenizer)))
+
+    problems = []
     if args.expect:
-        problem = compare(logits, args.expect)
-        if problem:
-            print(f"logits.py: {problem}", file=sys.stderr)
-            return 1
-    return 0
+        problems.append(compare(logits, args.expect))
+    if reference is not None:
+        problems.append(compare_arrays(logits, reference, str(args.against)))
+    for problem in filter(None, problems):
+        print(f"logits.py: {problem}", file=sys.stderr)
+    return 1 if any(problems) else 0
 
 
 if __name__ == "__main__":

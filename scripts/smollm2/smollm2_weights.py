@@ -21,7 +21,7 @@ PYTORCH_BIN = "pytorch_model.bin"
 LM_HEAD = "lm_head.weight"
 EMBED = "model.embed_tokens.weight"
 
-# Float dtypes whose values a float32 forward pass holds exactly, so logits
+# Float dtypes whose values float32 represents exactly, so logits
 # computed from them depend only on the stored values.
 EXACT_IN_FLOAT32 = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -64,7 +64,7 @@ def to_gguf_rows(weight: np.ndarray, n_heads: int) -> np.ndarray:
     transformers' rotary embedding rotates element j of each head together
     with element j + head_dim/2, while llama.cpp rotates adjacent pairs
     (2j, 2j+1). llama.cpp's converter therefore interleaves the two halves
-    of every head's rows; n_heads is the query head count for q_proj and
+    of every head's rows. n_heads is the query head count for q_proj and
     the key/value head count for k_proj.
     """
     rows = weight.shape[0]
@@ -188,8 +188,9 @@ def check_weights(weights: dict, config, source: Path) -> "OrderedDict[str, torc
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Report whether two tensors hold the same bytes; unlike torch.equal it
-    tells -0.0 from 0.0 and treats equal NaN payloads as equal."""
+    """Report whether two tensors have the same dtype, shape and bytes.
+    Unlike torch.equal, it distinguishes -0.0 from 0.0 and treats equal NaN
+    payloads as equal."""
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
     a = a.contiguous().view(torch.uint8) if a.numel() else a
