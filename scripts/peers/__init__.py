@@ -3,10 +3,10 @@
 Each peer saves and loads a state dict with a Python library the way its
 users do: torch.save and torch.load, safetensors, plain TensorStore zarr
 arrays, and a T5X-style TensorStore checkpoint. The benchmark loop follows
-the Go harness's rules (durable and atomic saves, cold loads after the
-checkpoint's pages are dropped, every byte in memory when a load returns)
-and prints Go benchmark format, so benchstat compares peers and Go formats
-in one table.
+the Go harness's rules: saves are durable and atomic, cold loads start
+after the checkpoint's pages are dropped, and a load returns with every
+byte in memory. It prints Go benchmark format, so benchstat compares
+peers and Go formats in one table.
 
 A state dict here is a dict from tensor name to a contiguous CPU
 torch.Tensor, in the order the tensors were saved.

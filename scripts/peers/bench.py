@@ -27,7 +27,7 @@ from typing import Callable, TextIO
 
 from . import durable, gobench, handover, measure
 from .formats import Format
-from .statedict import PeerError, StateDict, check_same, checksums, metas, num_bytes
+from .statedict import PeerError, check_same, checksums, metas, num_bytes
 
 CACHES = ("cold", "warm")
 OPS = ("save", "load")
@@ -42,8 +42,6 @@ class Options:
     model: str
     caches: list[str] = dataclasses.field(default_factory=lambda: list(CACHES))
     ops: list[str] = dataclasses.field(default_factory=lambda: list(OPS))
-    # Value of the weights: configuration line, or None to omit it.
-    weights: str | None = None
     # Leave the last checkpoint in the directory instead of removing it.
     keep: bool = False
 
@@ -81,7 +79,7 @@ def run(opts: Options, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> No
     want_metas = metas(sd)
     want_sums = checksums(sd)
     nbytes = num_bytes(sd)
-    for line in _config(opts, sd):
+    for line in _config():
         print(line, file=out)
     out.flush()
 
@@ -131,8 +129,9 @@ def _run_loads(opts: Options, path: str, cache: str, want_metas, want_sums, emit
         if cache == "cold":
             durable.drop_cache(path)
         loaded, result = timed(lambda: fmt.load(path))
-        # Payloads are compared once per cache mode, because a CRC of a
-        # large model takes seconds; names, dtypes and shapes every time.
+        # Names, dtypes and shapes are checked after every load, payloads
+        # only after the first of each cache mode, because a CRC-32 of a
+        # large model takes seconds.
         sums = want_sums if i == 0 else None
         check_same(want_metas, sums, loaded, f"{fmt.name} {cache} load of {path}")
         del loaded
@@ -141,7 +140,7 @@ def _run_loads(opts: Options, path: str, cache: str, want_metas, want_sums, emit
 
 def _check_options(opts: Options) -> None:
     if opts.count < 1:
-        raise PeerError(f"--count {opts.count}: need at least 1")
+        raise PeerError(f"--count {opts.count} is invalid: expected 1 or more")
     gobench.check_name_value("model", opts.model)
     for cache in opts.caches:
         if cache not in CACHES:
@@ -151,13 +150,20 @@ def _check_options(opts: Options) -> None:
             raise PeerError(f"--ops {op!r}: expected a comma-separated list of {', '.join(OPS)}")
     if not os.path.isfile(opts.handover):
         raise PeerError(
-            f"handover file {opts.handover} not found; the Go harness writes it before it runs the peers"
+            f"handover file {opts.handover} not found. The Go harness writes it before it runs "
+            "the peers: go run ./scripts/handover -out FILE"
         )
 
 
-def _config(opts: Options, sd: StateDict) -> list[str]:
+def _config() -> list[str]:
+    """Return the configuration lines that describe this process.
+
+    The model, dtype, device and weights lines come from the Go harness,
+    which writes them atop the peers' output, so the peers do not repeat
+    them: a second, differently spelled model line would override the
+    harness's and make files disagree.
+    """
     goos, goarch = gobench.goos_goarch()
-    dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in sd.values()})
     pairs = [
         ("goos", goos),
         ("goarch", goarch),
@@ -167,7 +173,4 @@ def _config(opts: Options, sd: StateDict) -> list[str]:
     ]
     for package in ("torch", "numpy", "safetensors", "tensorstore", "msgpack"):
         pairs.append((package, metadata.version(package)))
-    pairs += [("model", opts.model), ("dtype", ",".join(dtypes) or "none"), ("device", "cpu")]
-    if opts.weights:
-        pairs.append(("weights", opts.weights))
     return [gobench.config_line(k, v) for k, v in pairs]

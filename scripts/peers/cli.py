@@ -29,10 +29,18 @@ def parser() -> argparse.ArgumentParser:
         "printing one Go benchmark line per iteration to stdout and progress to stderr.",
     )
     b.add_argument("--format", required=True, choices=formats, help="peer to run")
-    b.add_argument("--handover", required=True, help="safetensors file with the model, written by the Go harness")
-    b.add_argument("--dir", required=True, help="scratch directory for the checkpoint (created if missing)")
-    b.add_argument("--count", type=int, default=1, help="iterations per benchmark, like go test -count (default 1)")
-    b.add_argument("--model", required=True, help="value of the model= key in benchmark names, e.g. open_llama_3b")
+    b.add_argument(
+        "--handover", required=True, help="safetensors file with the model, written by the Go harness"
+    )
+    b.add_argument(
+        "--dir", required=True, help="scratch directory for the checkpoint (created if missing)"
+    )
+    b.add_argument(
+        "--count", type=int, default=1, help="iterations per benchmark, like go test -count (default 1)"
+    )
+    b.add_argument(
+        "--model", required=True, help="value of the model= key in benchmark names, e.g. open_llama_3b"
+    )
     b.add_argument(
         "--cache", type=_list, default=list(bench.CACHES),
         help="comma-separated load cache states to run: cold, warm (default cold,warm)",
@@ -41,7 +49,6 @@ def parser() -> argparse.ArgumentParser:
         "--ops", type=_list, default=list(bench.OPS),
         help="comma-separated operations to time: save, load (default save,load)",
     )
-    b.add_argument("--weights", help="value of the weights: configuration line, e.g. synthetic")
     b.add_argument("--keep", action="store_true", help="keep the last checkpoint instead of removing it")
 
     s = sub.add_parser("save", help="save the handover model in a format, durably and atomically")
@@ -69,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
                 model=args.model,
                 caches=args.cache,
                 ops=args.ops,
-                weights=args.weights,
                 keep=args.keep,
             )
             bench.run(opts)

@@ -141,7 +141,7 @@ def atomic_save(dst: str) -> Iterator[str]:
 
 
 def remove(path: str) -> None:
-    """Remove a file or a directory tree; a missing path is not an error."""
+    """Remove a file or a directory tree. A missing path is not an error."""
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
     else:

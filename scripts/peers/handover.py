@@ -44,8 +44,8 @@ def read_order(path: str) -> list[str]:
             (header_len,) = struct.unpack("<Q", prefix)
             if header_len > min(MAX_HEADER_BYTES, size - 8):
                 raise PeerError(
-                    f"{path}: header length {header_len} exceeds the file ({size} bytes); "
-                    "the file is not safetensors or is truncated, so write it again"
+                    f"{path}: header length {header_len} exceeds the file ({size} bytes). "
+                    "The file is not safetensors or is truncated. Write it again."
                 )
             raw = f.read(header_len)
     except OSError as e:
@@ -72,23 +72,29 @@ def _check_entry(path: str, name: str, entry, data_len: int) -> int:
     """Validate one header entry and return the start of its data."""
     if not isinstance(entry, dict):
         raise PeerError(f"{path}: tensor {name}: header entry is not a JSON object")
-    dtype = dtype_from_safetensors(entry.get("dtype"))
+
+    code = entry.get("dtype")
+    dtype = dtype_from_safetensors(code) if isinstance(code, str) else None
     if dtype is None:
-        raise PeerError(f"{path}: tensor {name}: dtype {entry.get('dtype')!r} is not supported")
+        raise PeerError(f"{path}: tensor {name}: dtype {code!r} is not supported")
+
     shape = entry.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    # bool is an int subclass in Python, but true is not a size in JSON.
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise PeerError(f"{path}: tensor {name}: shape {shape!r} is not a list of sizes")
+
     offsets = entry.get("data_offsets")
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
-        or not all(isinstance(o, int) for o in offsets)
+        or not all(type(o) is int for o in offsets)
         or not 0 <= offsets[0] <= offsets[1] <= data_len
     ):
         raise PeerError(
-            f"{path}: tensor {name}: data_offsets {offsets!r} are outside the "
+            f"{path}: tensor {name}: data_offsets {offsets!r} are not a range within the "
             f"{data_len} data bytes"
         )
+
     numel = 1
     for d in shape:
         numel *= d

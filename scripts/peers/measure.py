@@ -21,8 +21,8 @@ def reset_peak_rss() -> None:
             f.write("5")
     except OSError as e:
         raise PeerError(
-            f"cannot reset the peak RSS through /proc/self/clear_refs: {e.strerror}; "
-            "peak-RSS-B needs Linux 4.0 or later and a writable /proc"
+            f"failed to reset the peak RSS through /proc/self/clear_refs ({e.strerror}). "
+            "peak-RSS-B needs Linux 4.0 or later and a writable /proc."
         ) from e
 
 

@@ -159,5 +159,5 @@ def check_array_name(name: str) -> None:
     if problem:
         raise PeerError(
             f"tensor name {name!r} {problem}, so it cannot be a directory name in the "
-            "checkpoint; rename the tensor"
+            "checkpoint. Rename the tensor."
         )

@@ -58,7 +58,7 @@ def _order(path: str, metadata: dict, loaded: StateDict) -> list[str]:
     names_ok = isinstance(order, list) and all(isinstance(n, str) for n in order)
     if not names_ok or sorted(order) != sorted(loaded):
         raise PeerError(
-            f"{path}: metadata {ORDER_KEY} does not list exactly the file's tensors; "
-            "the file was changed after it was saved"
+            f"{path}: metadata {ORDER_KEY} does not list exactly the file's tensors, "
+            "so the file was changed after it was saved"
         )
     return order

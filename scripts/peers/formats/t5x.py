@@ -67,7 +67,8 @@ def chunk_shape(shape: list[int], itemsize: int, target_bytes: int = CHUNK_BYTES
     accepts, where T5X would fail.
     """
     target = max(1, target_bytes // itemsize)
-    # divisors[i] lists the divisors of shape[i], ascending; the chunk uses the last one.
+    # divisors[i] lists the divisors of shape[i] in ascending order, and the
+    # chunk uses the last one.
     divisors = [[k for k in range(1, d + 1) if d % k == 0] or [1] for d in shape]
     elements = 1
     for ds in divisors:
@@ -93,7 +94,9 @@ class T5X:
         for name, t in sd.items():
             check_array_name(name)
             if name == INDEX:
-                raise PeerError(f"tensor name {name!r} clashes with the checkpoint's index file; rename the tensor")
+                raise PeerError(
+                    f"tensor name {name!r} clashes with the checkpoint's index file. Rename the tensor."
+                )
             dtype = dtype_of(t, name)
             specs[name] = {
                 "driver": "zarr",
@@ -183,7 +186,7 @@ def _read_index(path: str) -> dict:
         with open(index_path, "rb") as f:
             index = msgpack.unpackb(f.read(), raw=False)
     except FileNotFoundError as e:
-        raise PeerError(f"{index_path} not found; {path} is not a finished T5X checkpoint") from e
+        raise PeerError(f"{index_path} not found, so {path} is not a complete T5X checkpoint") from e
     except (OSError, ValueError, msgpack.UnpackException) as e:
         raise PeerError(f"{index_path}: cannot decode the msgpack index ({e})") from e
     if not isinstance(index, dict) or index.get("version") != VERSION:
@@ -213,8 +216,8 @@ def _check_spec(index_path: str, name, spec) -> dict:
     )
     if not ok:
         raise PeerError(
-            f"{index_path}: tensor {name}: entry is not a zarr TensorStore spec on the file kvstore; "
-            "this reader handles flat checkpoints written by py-t5x"
+            f"{index_path}: tensor {name}: entry is not a zarr TensorStore spec on the file kvstore. "
+            "This reader handles flat checkpoints written by py-t5x."
         )
     if dtype_from_name(spec.get("dtype")) is None:
         raise PeerError(f"{index_path}: tensor {name}: dtype {spec.get('dtype')!r} is not supported")

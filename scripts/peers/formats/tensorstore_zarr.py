@@ -39,7 +39,9 @@ class TensorStoreZarr:
         for name, t in sd.items():
             check_array_name(name)
             if name == INDEX:
-                raise PeerError(f"tensor name {name!r} clashes with the checkpoint's index file; rename the tensor")
+                raise PeerError(
+                    f"tensor name {name!r} clashes with the checkpoint's index file. Rename the tensor."
+                )
             dtypes[name] = dtype_of(t, name)
         with durable.atomic_save(path) as tmp:
             os.mkdir(tmp)
@@ -80,7 +82,7 @@ def _read_index(path: str) -> list[str]:
             index = json.load(f)
     except FileNotFoundError as e:
         raise PeerError(
-            f"{index_path} not found; {path} is not a finished py-tensorstore checkpoint"
+            f"{index_path} not found, so {path} is not a complete py-tensorstore checkpoint"
         ) from e
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise PeerError(f"{index_path}: cannot read the index ({e})") from e

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 
 import torch
@@ -56,13 +57,17 @@ def _load(path: str, mmap: bool) -> StateDict:
     if os.path.isfile(path) and not zipfile.is_zipfile(path):
         raise PeerError(f"{path}: not a zip archive, so not a torch.save file (PyTorch 1.6 or later)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():
+            # torch 2.1's own unpickler reads the deprecated TypedStorage
+            # and warns about it on every load.
+            warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError as e:
         raise PeerError(f"checkpoint {path} not found") from e
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError) as e:
         raise PeerError(
-            f"{path}: torch.load failed ({e}); the file is not a torch.save archive "
-            "of a dict of tensors, or it is damaged"
+            f"{path}: torch.load failed ({e}). The file is not a torch.save archive "
+            "of a dict of tensors, or it is damaged."
         ) from e
     if not isinstance(obj, dict):
         raise PeerError(f"{path}: torch.load returned a {type(obj).__name__}, expected a dict of tensors")
