@@ -15,8 +15,9 @@ import (
 
 // benchConfig returns a LLaMA config with as many layers as make at least
 // mb megabytes in float16. Its tensors are 2 to 16 MB, smaller than
-// OpenLLaMA-3B's 20 to 200 MB, so that the default file stays small; both
-// codecs read the file in one request, so tensor sizes matter little.
+// OpenLLaMA-3B's 20 to 200 MB, so that the default file stays small. Both
+// codecs read the whole file in one system call, so tensor sizes matter
+// little.
 func benchConfig(mb int64) model.Config {
 	c := model.OpenLLaMA3B.Config
 	c.VocabSize, c.HiddenSize, c.IntermediateSize = 8000, 1024, 2752

@@ -77,8 +77,8 @@ func parseDTypeName(s string) (tensor.DType, error) {
 }
 
 // ParseHeader parses the JSON header b of a file whose data section is
-// dataLen bytes long, and checks every tensor's dtype, shape and offsets:
-// each tensor's byte range must match its shape, and the ranges must tile
+// dataLen bytes long, and checks every tensor's dtype, shape and offsets.
+// Each tensor's byte range must match its shape, and the ranges must tile
 // the data section with no overlap, gap or trailing bytes. Errors wrap
 // ErrInvalidHeader and name the tensor at fault.
 func ParseHeader(b []byte, dataLen int64) (*Header, error) {
@@ -218,6 +218,7 @@ func decodeEntry(dec *json.Decoder, name string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
+
 	switch {
 	case dtype == nil:
 		return Entry{}, errors.New(`missing "dtype"`)
@@ -226,25 +227,30 @@ func decodeEntry(dec *json.Decoder, name string) (Entry, error) {
 	case offsets == nil || len(*offsets) != 2:
 		return Entry{}, errors.New(`"data_offsets" must be a list of two integers [begin, end]`)
 	}
-	d, err := parseDTypeName(*dtype)
+	return newEntry(name, *dtype, *shape, (*offsets)[0], (*offsets)[1])
+}
+
+// newEntry checks one tensor's dtype name, shape and byte range.
+func newEntry(name, dtype string, shape []int64, begin, end int64) (Entry, error) {
+	d, err := parseDTypeName(dtype)
 	if err != nil {
 		return Entry{}, err
 	}
-	e := Entry{Meta: tensor.Meta{Name: name, DType: d, Shape: *shape}, Begin: (*offsets)[0], End: (*offsets)[1]}
-	for _, dim := range e.Shape {
+	e := Entry{Meta: tensor.Meta{Name: name, DType: d, Shape: shape}, Begin: begin, End: end}
+	for _, dim := range shape {
 		if dim < 0 {
-			return Entry{}, fmt.Errorf("shape %v has a negative dimension", e.Shape)
+			return Entry{}, fmt.Errorf("shape %v has a negative dimension", shape)
 		}
 	}
 	want := e.NumBytes()
 	if want < 0 {
-		return Entry{}, fmt.Errorf("shape %v of %s overflows int64 bytes", e.Shape, *dtype)
+		return Entry{}, fmt.Errorf("shape %v of %s overflows int64 bytes", shape, dtype)
 	}
-	if e.Begin < 0 || e.End < e.Begin {
-		return Entry{}, fmt.Errorf("data_offsets [%d, %d] are not an ascending pair of non-negative offsets", e.Begin, e.End)
+	if begin < 0 || end < begin {
+		return Entry{}, fmt.Errorf("data_offsets [%d, %d] are not an ascending pair of non-negative offsets", begin, end)
 	}
-	if got := e.End - e.Begin; got != want {
-		return Entry{}, fmt.Errorf("data_offsets [%d, %d] span %d bytes, but shape %v of %s needs %d", e.Begin, e.End, got, e.Shape, *dtype, want)
+	if got := end - begin; got != want {
+		return Entry{}, fmt.Errorf("data_offsets [%d, %d] span %d bytes, but shape %v of %s needs %d", begin, end, got, shape, dtype, want)
 	}
 	return e, nil
 }
@@ -314,6 +320,7 @@ func encodeHeader(tensors []*tensor.Tensor, metadata map[string]string) ([]byte,
 		}
 		b.WriteByte('}')
 	}
+
 	var offset int64
 	for i, t := range tensors {
 		if !utf8.ValidString(t.Name) {
@@ -339,6 +346,7 @@ func encodeHeader(tensors []*tensor.Tensor, metadata map[string]string) ([]byte,
 		offset = end
 	}
 	b.WriteByte('}')
+
 	for b.Len()%8 != 0 {
 		b.WriteByte(' ')
 	}

@@ -54,10 +54,10 @@ func loadMmap(file *os.File, path string, h *Header, size int64) (*tensor.StateD
 	return sd, nil
 }
 
-// populate faults in every page of a file mapping for reading. It asks
-// the kernel to do it in one call with MADV_POPULATE_READ (Linux 5.14 and
-// later), which also reports I/O errors as an error instead of SIGBUS,
-// and falls back to reading one byte per page on older kernels.
+// populate faults in every page of a file mapping for reading, with one
+// madvise(MADV_POPULATE_READ) call on Linux 5.14 and later. That call
+// returns an error where a plain access would raise SIGBUS. Older kernels
+// reject the advice with EINVAL, and then one byte per page is read.
 func populate(data []byte) error {
 	err := unix.Madvise(data, unix.MADV_POPULATE_READ)
 	if err == nil {

@@ -17,7 +17,8 @@ import (
 // Options selects how a Format loads and what it writes.
 type Options struct {
 	// Mmap loads through a private memory map whose pages are all faulted
-	// in before Load returns, instead of reading with pread into Go memory.
+	// in before Load returns, instead of reading with pread into memory
+	// from tensor.StateDict.Alloc.
 	Mmap bool
 	// Metadata is added to the header's __metadata__. The key "format"
 	// defaults to "pt", the value transformers requires.

@@ -78,7 +78,7 @@ func TestRejectsDamagedFiles(t *testing.T) {
 				*data = []byte("big")
 			}
 			return true
-		}), `byte order is "big"`},
+		}), `byte order to "big"`},
 		{"compressed record", rewriteZip(t, zipped, func(h *zip.FileHeader, _ *[]byte) bool {
 			if strings.HasSuffix(h.Name, "/data/0") {
 				h.Method = zip.Deflate
@@ -121,7 +121,7 @@ func TestRejectsDamagedFiles(t *testing.T) {
 				*data = []byte("\x80\x02K\x07.")
 			}
 			return true
-		}), "holds an int, not a state dict"},
+		}), "contains an int, not a state dict"},
 		{"arbitrary class", rewriteZip(t, zipped, func(h *zip.FileHeader, data *[]byte) bool {
 			if strings.HasSuffix(h.Name, "data.pkl") {
 				*data = []byte("\x80\x02cos\nsystem\n.")

@@ -19,9 +19,9 @@
 // storage keys) followed by each storage as an 8-byte element count and
 // its raw bytes.
 //
-// Tensors must be contiguous views of their storage, which is what
-// state_dict() holds; a storage offset is fine, and tensors that share a
-// storage (tied embeddings) share memory in the result. TorchScript
+// Tensors must be contiguous views of their storage, as state_dict()
+// tensors are. A view may start at an offset in its storage, and tensors
+// that share a storage (tied embeddings) share memory in the result. TorchScript
 // archives (torch.jit.save, libtorch's serializer), big-endian files and
 // pickles of anything but a flat name-to-tensor dict are rejected with an
 // error that says so.

@@ -141,6 +141,7 @@ func (up *unpickler) persistentLoad(pid any) (any, error) {
 	if kind, _ := t.Get(0).(string); kind != "storage" {
 		return nil, fmt.Errorf("persistent ID of kind %v is not supported; only storages are", t.Get(0))
 	}
+
 	want := 5
 	if up.legacy {
 		want = 6
@@ -160,9 +161,11 @@ func (up *unpickler) persistentLoad(pid any) (any, error) {
 	if err != nil || numel < 0 || numel > math.MaxInt64/int64(class.dtype.Size()) {
 		return nil, fmt.Errorf("storage %s: invalid size %v", key, t.Get(4))
 	}
+
 	if up.legacy && t.Get(5) != nil {
 		return nil, fmt.Errorf("storage %s is a storage view, which only PyTorch before 0.4 wrote; re-save the file with a current PyTorch", key)
 	}
+
 	if s, ok := up.storages[key]; ok {
 		if s.dtype != class.dtype || s.numel != numel {
 			return nil, fmt.Errorf("storage %s is referred to as %d elements of %s and as %d of %s", key, s.numel, s.dtype, numel, class.dtype)
@@ -174,7 +177,7 @@ func (up *unpickler) persistentLoad(pid any) (any, error) {
 	return s, nil
 }
 
-// rebuildTensor stands in for torch._utils._rebuild_tensor_v2(storage,
+// rebuildTensor replaces torch._utils._rebuild_tensor_v2(storage,
 // storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
 // and the older _rebuild_tensor(storage, storage_offset, size, stride).
 func rebuildTensor(args ...any) (any, error) {
@@ -203,7 +206,7 @@ func rebuildTensor(args ...any) (any, error) {
 	return &tensorRef{storage: s, offset: offset, shape: shape, stride: stride}, nil
 }
 
-// rebuildParameter stands in for torch._utils._rebuild_parameter(data,
+// rebuildParameter replaces torch._utils._rebuild_parameter(data,
 // requires_grad, backward_hooks), which wraps a tensor in nn.Parameter.
 func rebuildParameter(args ...any) (any, error) {
 	if len(args) == 0 {
@@ -232,7 +235,7 @@ func stateDictEntries(v any) ([]namedRef, error) {
 			items = append(items, kv{entry.Key, entry.Value})
 		}
 	default:
-		return nil, fmt.Errorf("the pickle holds %s, not a state dict (a dict of name to tensor)", describe(v))
+		return nil, fmt.Errorf("the pickle contains %s, not a state dict (a dict of name to tensor)", describe(v))
 	}
 	seen := make(map[string]bool, len(items))
 	entries := make([]namedRef, 0, len(items))
@@ -247,7 +250,7 @@ func stateDictEntries(v any) ([]namedRef, error) {
 		seen[name] = true
 		ref, ok := it.value.(*tensorRef)
 		if !ok {
-			return nil, fmt.Errorf("state dict entry %q holds %s, not a tensor; only flat state dicts can be read (for a checkpoint that nests the weights, save the inner state dict)", name, describe(it.value))
+			return nil, fmt.Errorf("state dict entry %q is %s, not a tensor; only flat state dicts can be read, so save the inner state dict of a checkpoint that nests the weights", name, describe(it.value))
 		}
 		entries = append(entries, namedRef{name: name, ref: ref})
 	}

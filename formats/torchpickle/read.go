@@ -97,7 +97,7 @@ func readZip(f io.ReaderAt, size int64) (*tensor.StateDict, error) {
 			return nil, err
 		}
 		if string(b) != "little" {
-			return nil, fmt.Errorf("%w: record %s says the byte order is %q; only little-endian files are supported", ErrUnsupported, bo.Name, b)
+			return nil, fmt.Errorf("%w: record %s sets the byte order to %q; only little-endian files are supported", ErrUnsupported, bo.Name, b)
 		}
 	}
 
@@ -252,7 +252,7 @@ func readLegacy(f io.ReaderAt, size int64) (*tensor.StateDict, error) {
 			return nil, fmt.Errorf("storage %s: read its size at byte %d: %w (truncated file?)", key, pos, err)
 		}
 		if n := int64(binary.LittleEndian.Uint64(countBuf[:])); n != s.numel {
-			return nil, fmt.Errorf("storage %s: the data holds %d elements, the pickle says %d", key, n, s.numel)
+			return nil, fmt.Errorf("storage %s: the data contains %d elements, but the pickle declares %d", key, n, s.numel)
 		}
 		nbytes := s.numel * int64(s.dtype.Size())
 		if nbytes > size-pos-8 {
@@ -292,7 +292,7 @@ func readTensors(f io.ReaderAt, entries []namedRef, offsets map[*storage]int64) 
 		}
 	}
 
-	// Read storages in file order, so the disk sees one forward pass.
+	// Read storages in file order, so the reads make one forward pass over the disk.
 	storages := make([]*storage, 0, len(used))
 	for s := range used {
 		storages = append(storages, s)

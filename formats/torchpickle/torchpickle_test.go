@@ -175,7 +175,7 @@ func TestRejectsUnsupportedFiles(t *testing.T) {
 	}{
 		{"noncontiguous.bin", true, []string{"tensor cols", "stride [4 1]", "not contiguous", ".contiguous()"}},
 		{"transposed.bin", true, []string{"tensor t", "not contiguous"}},
-		{"nested.bin", false, []string{`entry "model"`, "holds a dict, not a tensor"}},
+		{"nested.bin", false, []string{`entry "model"`, "is a dict, not a tensor"}},
 		{"torchscript.pt", true, []string{"TorchScript", "torch.jit.load"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
