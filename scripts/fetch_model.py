@@ -120,7 +120,7 @@ def fetch(endpoint, repo, out, revision, timeout):
         raise FetchError(f"download of {repo} failed: {one_line(err)}") from err
     except requests.exceptions.Timeout as err:
         raise FetchError(
-            f"the hub at {endpoint} did not answer within {timeout:g} s, so no weights were downloaded; "
+            f"the hub at {endpoint} did not respond within {timeout:g} s, so no weights were downloaded; "
             "try again later or raise --timeout, or leave MODEL_DIR unset to use synthetic weights"
         ) from err
     except OSError as err:
@@ -137,7 +137,7 @@ def sessions_with_timeout(timeout):
 
     huggingface_hub 0.26 sends its metadata requests (repo_info,
     list_repo_files) with no timeout, so a host that accepts connections
-    but never answers would hang them forever.
+    but never responds would hang them forever.
     """
     import requests
     from huggingface_hub.utils import _http

@@ -1,7 +1,7 @@
 """Tests of scripts/fetch_model.py against local servers only.
 
 HF_ENDPOINT points every run at 127.0.0.1: a closed port (offline), a
-server that accepts connections but never answers, and a small fake hub
+server that accepts connections but never responds, and a small fake hub
 that serves a model repository the way huggingface_hub 0.26 requests it.
 Proxy variables are removed, so nothing leaves the machine.
 """
@@ -66,18 +66,18 @@ def test_offline_fails_fast_with_one_line(tmp_path):
 
 @pytest.fixture
 def silent_server():
-    """Yield the port of a server that accepts connections and never answers."""
+    """Yield the port of a server that accepts connections and never responds."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    held = []
+    connections = []
     stop = threading.Event()
 
     def accept():
         listener.settimeout(0.2)
         while not stop.is_set():
             try:
-                held.append(listener.accept()[0])
+                connections.append(listener.accept()[0])
             except OSError:
                 continue
 
@@ -86,7 +86,7 @@ def silent_server():
     yield listener.getsockname()[1]
     stop.set()
     thread.join()
-    for conn in held:
+    for conn in connections:
         conn.close()
     listener.close()
 
@@ -96,7 +96,7 @@ def test_silent_hub_times_out(tmp_path, silent_server):
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert "did not answer within 1 s" in lines[0]
+    assert "did not respond within 1 s" in lines[0]
     # Python start-up and the huggingface_hub import take a few seconds on
     # a loaded machine; without the timeout the run would hang.
     assert seconds < 20, f"took {seconds:.1f} s"
