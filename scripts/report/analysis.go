@@ -84,20 +84,44 @@ func opFindings(run *Run, op Op) []string {
 		lines = append(lines, fmt.Sprintf("No disk reference for the %s, so no approach is measured against a limit.", op))
 		return lines
 	}
-	var below []string
+	var below, above []share
 	for _, c := range cells {
-		if f, ok := FractionOfLimit(c, limit); ok && f < belowLimitFraction {
-			below = append(below, fmt.Sprintf("%s %s", c.Variant, formatPercent(f)))
+		f, ok := FractionOfLimit(c, limit)
+		switch {
+		case ok && f < belowLimitFraction:
+			below = append(below, share{c.Variant, f})
+		case ok && f > aboveLimitFraction:
+			above = append(above, share{c.Variant, f})
 		}
+	}
+	if len(above) > 0 {
+		lines = append(lines, fmt.Sprintf("Faster than the disk reference's %s: %s, so the reference is no upper bound for this operation in this run.",
+			op, sharesText(above)))
 	}
 	if len(below) == 0 {
 		lines = append(lines, fmt.Sprintf("Every %s reaches %s of the disk limit (%s) or more.",
 			op, formatPercent(belowLimitFraction), formatRate(limit.Rate())))
 	} else {
 		lines = append(lines, fmt.Sprintf("Below %s of the %s limit (%s, %s): %s.",
-			formatPercent(belowLimitFraction), op, formatRate(limit.Rate()), limit.Best.Variant, strings.Join(below, ", ")))
+			formatPercent(belowLimitFraction), op, formatRate(limit.Rate()), limit.Best.Variant, sharesText(below)))
 	}
 	return lines
+}
+
+// share is an approach's throughput as a fraction of the disk limit.
+type share struct {
+	variant  Variant
+	fraction float64
+}
+
+// sharesText lists shares from the largest fraction down: "zarr/raw 60%, torchsave 23%".
+func sharesText(shares []share) string {
+	sort.SliceStable(shares, func(i, j int) bool { return shares[i].fraction > shares[j].fraction })
+	var parts []string
+	for _, s := range shares {
+		parts = append(parts, fmt.Sprintf("%s %s", s.variant, formatPercent(s.fraction)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // runnerUpText describes how the fastest compares with the second, using the
@@ -105,6 +129,11 @@ func opFindings(run *Run, op Op) []string {
 func runnerUpText(fastest, second *Cell) string {
 	a, b := fastest.Stat(unitTime), second.Stat(unitTime)
 	cmp := benchmath.AssumeNothing.Compare(a.Sample, b.Sample)
+	if cmp.P > cmp.Alpha && len(cmp.Warnings) > 0 {
+		// benchmath warns when the samples are too small for any p to
+		// reach alpha.
+		return fmt.Sprintf("too few runs to tell it from the runner-up %s (%s)", second.Variant, cmp)
+	}
 	if cmp.P > cmp.Alpha {
 		return fmt.Sprintf("the runner-up %s is not distinguishable from it (%s)", second.Variant, cmp)
 	}

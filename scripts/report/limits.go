@@ -10,6 +10,11 @@ import (
 // analysis calls an approach slow for its operation.
 const belowLimitFraction = 0.85
 
+// aboveLimitFraction is the share of the disk limit above which the
+// analysis says the reference was no upper bound (small checkpoints or
+// cached data can beat O_DIRECT); 5% above leaves room for noise.
+const aboveLimitFraction = 1.05
+
 // baseline is the approach every other one is compared with: libtorch's
 // own serializer.
 var baseline = Variant{Format: "torchsave"}

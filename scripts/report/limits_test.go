@@ -243,3 +243,37 @@ func TestFindingsFollowTheNumbers(t *testing.T) {
 		t.Errorf("size findings do not name zarr/gzip at 1.250:\n%s", size)
 	}
 }
+
+func TestFindingsAboveTheLimit(t *testing.T) {
+	r := runOf(t,
+		result("Load/format=disk/streams=1/model=m/cache=warm", 4, 4*gb, 4*gb),
+		result("Load/format=safetensors/model=m/cache=warm", 1, 4*gb, 4*gb),
+		result("Load/format=zarr/codec=raw/model=m/cache=warm", 2, 4*gb, 4*gb),
+	)
+	lines := strings.Join(opFindings(r, opWarm), "\n")
+	want := "Faster than the disk reference's warm load: safetensors 400%, zarr/raw 200%, so the reference is no upper bound"
+	if !strings.Contains(lines, want) {
+		t.Errorf("findings lack %q:\n%s", want, lines)
+	}
+}
+
+func TestFindingsWithTooFewRuns(t *testing.T) {
+	dir := t.TempDir()
+	lines := []string{
+		result("Save/format=zarr/codec=raw/model=m", 2, 4*gb, 4*gb),
+		result("Save/format=t5x/codec=raw/model=m", 3, 4*gb, 4*gb),
+	}
+	// Two runs each: no U test can reach p <= 0.05.
+	text := header + lines[0] + "\n" + lines[0] + "\n" + lines[1] + "\n" + lines[1] + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "run.txt"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := LoadRun(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(opFindings(r, opSave), "\n")
+	if !strings.Contains(got, "too few runs to tell it from the runner-up t5x/raw") {
+		t.Errorf("findings do not say the runs are too few:\n%s", got)
+	}
+}
