@@ -9,9 +9,9 @@
 # with `go test -c`. The two binaries then run interleaved, old, new, old,
 # new, COUNT times with the same environment, so drift in the machine's
 # load hits both alike. The results go to build/compare/old.txt and
-# new.txt; the script prints benchstat's comparison, then the verdict of
-# scripts/gate (from the current checkout) and exits with the gate's
-# status: 0 pass, 1 fail, 2 invalid command line.
+# new.txt. The script prints benchstat's comparison, then the verdict of
+# scripts/gate (built from the current checkout), and exits with the
+# gate's status: 0 pass, 1 fail, 2 invalid command line.
 #
 # Environment:
 #   MODEL      model to benchmark (sets BENCH_MODEL; default: the harness's)
@@ -87,9 +87,10 @@ cleanup() {
 trap cleanup EXIT
 
 # workspace_for prints the go.work a worktree builds with. gotch.env's
-# GOWORK uses this checkout's module (and replaces gotch with the patched
-# copy under build/gotch), so each worktree gets a copy that uses the
-# worktree instead; without it, both sides would build this checkout.
+# GOWORK uses this checkout's module and replaces gotch with the patched
+# copy under build/gotch. Each worktree gets a copy that uses the
+# worktree instead, because otherwise both sides would build this
+# checkout.
 workspace_for() {
 	local dir=$1 side=$2
 	if [[ -z ${GOWORK:-} || $GOWORK == off ]]; then

@@ -47,8 +47,7 @@ func writeResults(t *testing.T, name string, lines ...string) string {
 	return path
 }
 
-// repeat returns n result lines of benchmark name, one per value, with
-// unit.
+// repeat returns one result line of benchmark name per value, in unit.
 func repeat(name, unit string, values ...float64) []string {
 	var lines []string
 	for _, v := range values {

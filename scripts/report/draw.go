@@ -37,7 +37,7 @@ func (l refLine) dash() []float64 {
 	return nil
 }
 
-// panel is one bar chart; a PNG stacks one or more panels.
+// panel is one bar chart. A PNG stacks one or more panels.
 type panel struct {
 	Title string
 	Axis  string // the x axis label, with its unit
@@ -246,7 +246,7 @@ func strokeLine(r chart.Renderer, x0, y0, x1, y1 int, c drawing.Color, width flo
 }
 
 // niceStep returns a tick spacing of 1, 2 or 5 times a power of ten
-// that puts four to ten ticks on an axis ending at maxValue.
+// that puts three to seven ticks on an axis ending at maxValue.
 func niceStep(maxValue float64) float64 {
 	if maxValue <= 0 || math.IsInf(maxValue, 0) || math.IsNaN(maxValue) {
 		return 1

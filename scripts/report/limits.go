@@ -11,7 +11,7 @@ import (
 const belowLimitFraction = 0.85
 
 // aboveLimitFraction is the share of the disk limit above which the
-// analysis says the reference was no upper bound (small checkpoints or
+// analysis states that the reference was no upper bound (small checkpoints or
 // cached data can beat O_DIRECT); 5% above leaves room for noise.
 const aboveLimitFraction = 1.05
 
@@ -31,7 +31,7 @@ type expectation struct {
 // expectation with an empty codec is met by the format with any codec.
 var expected = []expectation{
 	{Variant{Format: "disk", Streams: "1"}, allOps},
-	// Warm loads come from the page cache, so one stream sets their limit.
+	// Warm loads read the page cache; one stream is the reference there.
 	{Variant{Format: "disk", Streams: "16"}, []Op{opSave, opCold}},
 	{Variant{Format: "torchsave"}, allOps},
 	{Variant{Format: "safetensors"}, allOps},
@@ -198,7 +198,7 @@ func (r *Run) firstCell(v Variant, ops ...Op) *Cell {
 	return nil
 }
 
-// sortedVariants returns the run's variants that have a cell for op.
+// variantsWith returns the run's variants that have a cell for op.
 func (r *Run) variantsWith(op Op) []Variant {
 	var vs []Variant
 	for _, v := range r.Variants {

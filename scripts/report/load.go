@@ -141,7 +141,7 @@ func (r *Run) ConfigValue(key string) string {
 }
 
 // LoadRun reads every *.txt file in dir. When model is "", the run must
-// hold a single model; otherwise only that model's results are kept.
+// contain a single model; otherwise only that model's results are kept.
 func LoadRun(dir, model string) (*Run, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.txt"))
 	if err != nil {

@@ -81,6 +81,7 @@ func writeOpSection(w io.Writer, rep *Report, op Op) {
 		return
 	}
 	writeChart(w, rep, opCharts[op])
+
 	limit := run.Limit(op)
 	base := run.Cell(baseline, op)
 	fmt.Fprintf(w, "| approach | time | throughput | speed vs torchsave | of disk limit | peak RSS | n |\n")
@@ -105,6 +106,7 @@ func writeOpSection(w io.Writer, rep *Report, op Op) {
 			formatStat(c.Stat(unitTime), formatSeconds), formatStat(c.Stat(unitRate), formatRate),
 			speed, ofLimit, formatStat(c.Stat(unitRSS), formatBytes), countText(c))
 	}
+
 	fmt.Fprintf(w, "\nSpeed vs torchsave is torchsave's median time divided by the approach's (above 1 is faster).")
 	if base == nil {
 		fmt.Fprintf(w, " This run has no torchsave %s, so there is no such ratio.", op)
@@ -122,6 +124,7 @@ func writeThroughput(w io.Writer, rep *Report) {
 	run := rep.Run
 	fmt.Fprintf(w, "## Throughput against the disk limit\n\n")
 	writeChart(w, rep, chartThroughput)
+
 	limits := map[Op]Limit{}
 	fmt.Fprintf(w, "| approach |")
 	for _, op := range allOps {
@@ -138,6 +141,7 @@ func writeThroughput(w io.Writer, rep *Report) {
 		}
 	}
 	fmt.Fprintln(w)
+
 	for _, v := range run.Variants {
 		fmt.Fprintf(w, "| %s |", v)
 		for _, op := range allOps {
