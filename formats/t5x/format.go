@@ -3,6 +3,7 @@ package t5x
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 
 	"ckptbench/formats"
 	"ckptbench/formats/zarr"
@@ -58,6 +59,9 @@ type Options struct {
 	// testHookWrite, when set, runs before each chunk file is created
 	// during Save; an error fails the save there.
 	testHookWrite func(path string) error
+	// testPeakBytes, when set, receives the most bytes the byte budget
+	// had in use at once during each Save or Load.
+	testPeakBytes *atomic.Int64
 }
 
 // Format writes and reads T5X-style checkpoints; see the package comment.
@@ -119,3 +123,8 @@ func (f *Format) Codec() string { return f.codec.ID() }
 // cpuWorkers is the number of goroutines that gather, encode and decode:
 // one per core Go may use.
 func cpuWorkers() int { return runtime.GOMAXPROCS(0) }
+
+// newPipeline starts the pipeline of one Save or Load.
+func (f *Format) newPipeline() *pipeline {
+	return newPipeline(f.opts.IOConcurrency, f.opts.ByteBudget, f.opts.testPeakBytes)
+}

@@ -91,7 +91,7 @@ func (f *Format) Load(src string) (*tensor.StateDict, error) {
 		off += alignUp(n)
 	}
 
-	p := newPipeline(f.opts.IOConcurrency, f.opts.ByteBudget)
+	p := f.newPipeline()
 	for _, a := range arrays {
 		for i := range a.grid.numChunks() {
 			if p.failed() {

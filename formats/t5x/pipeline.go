@@ -3,6 +3,7 @@ package t5x
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // pipeline runs the two stages of a save or load: CPU tasks (gather,
@@ -22,17 +23,19 @@ type pipeline struct {
 	pending sync.WaitGroup // tasks submitted and not finished
 	workers sync.WaitGroup
 	tails   []byte
+	peak    *atomic.Int64 // where wait stores the pool's peak, if set
 
 	mu  sync.Mutex
 	err error
 }
 
-func newPipeline(ioWorkers int, budget int64) *pipeline {
+func newPipeline(ioWorkers int, budget int64, peak *atomic.Int64) *pipeline {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &pipeline{
 		ctx:    ctx,
 		cancel: cancel,
 		pool:   newBufferPool(budget),
+		peak:   peak,
 		cpu:    make(chan func() error),
 		io:     make(chan func([]byte) error),
 	}
@@ -105,6 +108,9 @@ func (p *pipeline) wait() error {
 	close(p.cpu)
 	close(p.io)
 	p.workers.Wait()
+	if p.peak != nil {
+		p.peak.Store(p.pool.peakBytes())
+	}
 	p.pool.close()
 	p.cancel()
 	p.mu.Lock()

@@ -83,7 +83,7 @@ func (f *Format) Save(dst string, sd *tensor.StateDict) (err error) {
 		}
 	}
 
-	p := newPipeline(f.opts.IOConcurrency, f.opts.ByteBudget)
+	p := f.newPipeline()
 	f.writeArrays(p, arrays, parents, tmp)
 	if err := p.wait(); err != nil {
 		return err
