@@ -15,7 +15,8 @@
 #
 # Environment:
 #   MODEL      model to benchmark (sets BENCH_MODEL; default: the harness's)
-#   FORMATS    comma-separated formats (sets BENCH_FORMATS; default: all)
+#   FORMATS    formats, separated by commas or spaces (sets BENCH_FORMATS;
+#              default: all); Python peers (py-*) are skipped
 #   COUNT      runs of each side (default 10; the U test needs 4 or more
 #              per side to reach p <= 0.05)
 #   BENCH      benchmark regexp (default .)
@@ -50,7 +51,24 @@ new_sha=$(git -C "$root" rev-parse --verify --quiet "$new_rev^{commit}") ||
 
 # Both sides see the same harness settings.
 if [[ -n ${MODEL:-} ]]; then export BENCH_MODEL=$MODEL; fi
-if [[ -n ${FORMATS:-} ]]; then export BENCH_FORMATS=$FORMATS; fi
+if [[ -n ${FORMATS:-} ]]; then
+	# The Python peers run from scripts/bench.sh, not from the Go test
+	# binary, so their IDs are dropped here rather than rejected by it.
+	go_formats=()
+	for f in ${FORMATS//,/ }; do
+		if [[ $f == py-* ]]; then
+			echo "compare: skipping $f: compare runs the Go harness only" >&2
+		else
+			go_formats+=("$f")
+		fi
+	done
+	if ((${#go_formats[@]} == 0)); then
+		echo "compare: FORMATS=$FORMATS names no Go format; name at least one, such as zarr/raw" >&2
+		exit 2
+	fi
+	BENCH_FORMATS=$(IFS=,; echo "${go_formats[*]}")
+	export BENCH_FORMATS
+fi
 export BENCH_DIR=${BENCH_DIR:-$work/scratch}
 # The binaries run inside the worktrees, so relative paths would point
 # into them; the Python venv and the weights live in this checkout.
