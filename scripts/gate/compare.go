@@ -192,7 +192,10 @@ func judge(row *Row, assumption benchmath.Assumption, opts Options) {
 		}
 		return
 	}
-	worse := row.Better != 0 && float64(row.Better)*row.Delta < 0
+	// The sign of the difference, not Delta, which is NaN when the old
+	// median is 0.
+	change := row.NewSummary.Center - row.OldSummary.Center
+	worse := row.Better != 0 && float64(row.Better)*change < 0
 	switch {
 	case row.Better == 0:
 		row.Verdict = Changed

@@ -413,3 +413,13 @@ func TestHolmStillCatchesClearRegression(t *testing.T) {
 		t.Error("gate -holm passes a clear 30% slowdown")
 	}
 }
+
+func TestGrowthFromZeroFails(t *testing.T) {
+	name := "BenchmarkSave/format=zarr/model=tiny_llama-2"
+	oldPath := writeResults(t, "old.txt", repeat(name, "disk-B", 0, 0, 0, 0, 0)...)
+	newPath := writeResults(t, "new.txt", repeat(name, "disk-B", 10, 10, 10, 10, 10)...)
+	rep := compareFiles(t, oldPath, newPath, defaults)
+	if row := findRow(t, rep, "Save/format=zarr/model=tiny_llama", "disk-B"); row.Verdict != Regression {
+		t.Errorf("disk-B from 0 to 10: verdict %v, want %v", row.Verdict, Regression)
+	}
+}

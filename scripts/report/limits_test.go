@@ -277,3 +277,27 @@ func TestFindingsWithTooFewRuns(t *testing.T) {
 		t.Errorf("findings do not say the runs are too few:\n%s", got)
 	}
 }
+
+func TestModelChoiceKeepsItsConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	writeRunFile(t, dir, "a.txt", "tensor-bytes: 1000\n", []string{result("Save/format=zarr/codec=raw/model=a", 5, 1000, 1000)})
+	writeRunFile(t, dir, "b.txt", "tensor-bytes: 2000\n", []string{
+		result("Save/format=zarr/codec=raw/model=b", 5, 2000, 1000),
+		// A load without cache=cold or cache=warm has no table to go to.
+		result("Load/format=zarr/codec=raw/model=b", 5, 2000, 1000),
+	})
+	r, err := LoadRun(dir, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ConfigValue("tensor-bytes"); got != "2000" {
+		t.Errorf("tensor-bytes of model b: %q, want 2000", got)
+	}
+	c := r.Cell(Variant{Format: "zarr", Codec: "raw"}, opSave)
+	if ratio, ok := CompressionRatio(c); !ok || !near(ratio, 2) {
+		t.Errorf("compression ratio %g (ok %v), want 2", ratio, ok)
+	}
+	if len(r.Ignored) != 1 || !strings.Contains(r.Ignored[0], "Load/format=zarr/codec=raw/model=b-2") {
+		t.Errorf("ignored %q, want the load without a cache key", r.Ignored)
+	}
+}

@@ -106,6 +106,16 @@ func (c *Cell) Stat(unit string) *Stat {
 	return c.Stats[unit]
 }
 
+// configLines is the file configuration of one model's results.
+type configLines struct {
+	// Config maps each file configuration key to its distinct values,
+	// in the order first seen, and ConfigFiles maps each value to the
+	// files that set it.
+	Config      map[string][]string
+	ConfigFiles map[string]map[string][]string
+	ConfigKeys  []string
+}
+
 type cellKey struct {
 	Variant Variant
 	Op      Op
@@ -117,15 +127,12 @@ type Run struct {
 	Dir   string
 	Files []string
 	Model string
-	// Config maps each file configuration key to its distinct values,
-	// in the order first seen, and each value to the files that set it.
-	Config      map[string][]string
-	ConfigFiles map[string]map[string][]string
-	ConfigKeys  []string
-	Procs       []string
-	Cells       map[cellKey]*Cell
-	Variants    []Variant
-	// Ignored lists benchmarks that are not Save or Load of a format.
+	configLines
+	Procs    []string
+	Cells    map[cellKey]*Cell
+	Variants []Variant
+	// Ignored lists benchmarks that are not a Save, or a Load with
+	// cache=cold or cache=warm, of a format.
 	Ignored []string
 	// Warnings are problems worth a note in the report.
 	Warnings []string
@@ -172,14 +179,10 @@ func LoadRun(dir, model string) (*Run, error) {
 	fields := keyBy.Fields()
 	field := func(k benchproc.Key, i int) string { return k.Get(fields[i]) }
 
-	run := &Run{
-		Dir:         dir,
-		Files:       files,
-		Config:      make(map[string][]string),
-		ConfigFiles: make(map[string]map[string][]string),
-		Cells:       make(map[cellKey]*Cell),
-	}
-	models := map[string]bool{}
+	run := &Run{Dir: dir, Files: files, Cells: make(map[cellKey]*Cell)}
+	// Configuration is kept per model, so that -model reports only the
+	// chosen model's lines.
+	configs := map[string]*configLines{}
 	var syntaxErrs []error
 	units := benchfmt.UnitMetadataMap{}
 	for _, path := range files {
@@ -195,15 +198,22 @@ func LoadRun(dir, model string) (*Run, error) {
 			case *benchfmt.Result:
 				key := keyBy.Project(rec)
 				name, format, model := field(key, 0), field(key, 1), field(key, 4)
-				if (name != "Save" && name != "Load") || format == "" {
+				cache := field(key, 5)
+				validOp := (name == "Save" && cache == "") || (name == "Load" && (cache == "cold" || cache == "warm"))
+				if !validOp || format == "" {
 					addDistinct(&run.Ignored, string(rec.Name.Full()))
 					continue
 				}
-				models[model] = true
-				run.recordConfig(rec, path)
+				if configs[model] == nil {
+					configs[model] = &configLines{
+						Config:      make(map[string][]string),
+						ConfigFiles: make(map[string]map[string][]string),
+					}
+				}
+				configs[model].record(rec, path)
 				addDistinct(&run.Procs, procsBy.Project(rec).StringValues())
 				v := Variant{Format: format, Codec: field(key, 2), Streams: field(key, 3)}
-				op := Op{Kind: name, Cache: field(key, 5)}
+				op := Op{Kind: name, Cache: cache}
 				run.add(v, op, model, rec, residueBy.Project(rec))
 			}
 		}
@@ -220,9 +230,10 @@ func LoadRun(dir, model string) (*Run, error) {
 		return nil, fmt.Errorf("%s: %d malformed benchmark lines; fix or remove them:\n%w",
 			dir, len(syntaxErrs), errors.Join(syntaxErrs...))
 	}
-	if err := run.pickModel(models, model); err != nil {
+	if err := run.pickModel(configs, model); err != nil {
 		return nil, err
 	}
+	run.configLines = *configs[run.Model]
 	run.summarize(units)
 	// The harness states the exact tensor bytes; B/s times sec/op only
 	// approximates them, because Go prints MB/s with two decimals.
@@ -234,8 +245,8 @@ func LoadRun(dir, model string) (*Run, error) {
 	return run, nil
 }
 
-// recordConfig notes the file configuration of a result.
-func (r *Run) recordConfig(rec *benchfmt.Result, path string) {
+// record notes the file configuration of a result.
+func (r *configLines) record(rec *benchfmt.Result, path string) {
 	for _, c := range rec.Config {
 		if !c.File {
 			continue
@@ -275,7 +286,7 @@ func (r *Run) add(v Variant, op Op, model string, rec *benchfmt.Result, residue 
 
 // pickModel keeps the cells of one model: the requested one, or the only
 // one in the run.
-func (r *Run) pickModel(models map[string]bool, want string) error {
+func (r *Run) pickModel(models map[string]*configLines, want string) error {
 	var names []string
 	for m := range models {
 		names = append(names, m)
@@ -285,7 +296,7 @@ func (r *Run) pickModel(models map[string]bool, want string) error {
 	case len(names) == 0:
 		return fmt.Errorf("%s: no BenchmarkSave or BenchmarkLoad results with a format= key", r.Dir)
 	case want != "":
-		if !models[want] {
+		if models[want] == nil {
 			return fmt.Errorf("%s has no results for model=%s; it has model=%s", r.Dir, want, strings.Join(names, ", model="))
 		}
 		r.Model = want
