@@ -76,6 +76,7 @@ func editIndex(t *testing.T, path string, edit func(*Index)) {
 }
 
 func TestLoadRejectsDamage(t *testing.T) {
+	t.Parallel()
 	const q = "model/layers/0/self_attn/q_proj/weight"
 	tests := []struct {
 		name   string
@@ -186,6 +187,7 @@ func readZarray(t *testing.T, dir string) zarrayShape {
 }
 
 func TestLoadRestoreDType(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ from, to tensor.DType }{
 		{tensor.Float16, tensor.Float32},
 		{tensor.BFloat16, tensor.Float32},
@@ -197,7 +199,7 @@ func TestLoadRestoreDType(t *testing.T) {
 			sd := model.Synthetic(model.Tiny.Config, c.from, 3)
 			sd.Add(tensor.New("counts", tensor.Int32, 4)) // not a float: kept
 			path := filepath.Join(t.TempDir(), "checkpoint_1")
-			saver, _ := New(Options{ChunkBytes: 2048})
+			saver, _ := New(Options{ChunkBytes: 8192})
 			if err := saver.Save(path, sd); err != nil {
 				t.Fatal(err)
 			}

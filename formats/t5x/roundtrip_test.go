@@ -32,6 +32,7 @@ func saveLoad(t *testing.T, opts Options, sd *tensor.StateDict) (*tensor.StateDi
 }
 
 func TestRoundTripTiny(t *testing.T) {
+	t.Parallel()
 	for _, dtype := range []tensor.DType{tensor.Float16, tensor.BFloat16, tensor.Float32} {
 		for _, codec := range []string{"gzip", "zstd", "raw"} {
 			for _, buffered := range []bool{false, true} {
@@ -50,22 +51,24 @@ func TestRoundTripTiny(t *testing.T) {
 // chunks, some of them column blocks that are not contiguous in memory,
 // so gather and scatter run on every tensor.
 func TestRoundTripSmallChunks(t *testing.T) {
+	t.Parallel()
 	for _, codec := range []string{"gzip", "raw"} {
 		t.Run("codec="+codec, func(t *testing.T) {
 			want := model.Synthetic(model.Tiny.Config, tensor.Float32, 3)
-			got, dir := saveLoad(t, Options{Codec: codec, ChunkBytes: 1000, IOConcurrency: 3, ByteBudget: 64 << 10}, want)
+			got, dir := saveLoad(t, Options{Codec: codec, ChunkBytes: 4096, IOConcurrency: 3, ByteBudget: 64 << 10}, want)
 			tensortest.Equal(t, want, got)
 			files, _ := os.ReadDir(filepath.Join(dir, "model", "embed_tokens", "weight"))
 			if len(files) < 10 {
-				t.Errorf("embedding has %d files, want many chunks with ChunkBytes 1000", len(files))
+				t.Errorf("embedding has %d files, want many chunks with ChunkBytes 4096", len(files))
 			}
 		})
 	}
 }
 
 func TestRoundTripAwkwardShapes(t *testing.T) {
+	t.Parallel()
 	for _, codec := range []string{"gzip", "zstd", "raw"} {
-		for _, chunkBytes := range []int64{0, 64} {
+		for _, chunkBytes := range []int64{0, 256} {
 			t.Run(fmt.Sprintf("codec=%s/chunk=%d", codec, chunkBytes), func(t *testing.T) {
 				want := awkwardStateDict()
 				got, _ := saveLoad(t, Options{Codec: codec, ChunkBytes: chunkBytes}, want)
