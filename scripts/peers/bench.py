@@ -96,7 +96,10 @@ def run(opts: Options, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> No
             flush=True,
         )
 
-    parts = [("format", fmt.name), ("model", opts.model)]
+    # Go's benchmark names use the model's name without its Hugging Face
+    # owner, so "openlm-research/open_llama_3b" becomes "open_llama_3b".
+    model = opts.model.rsplit("/", 1)[-1]
+    parts = [("format", fmt.name), ("model", model)]
     saved = False
     if "save" in opts.ops and fmt.bench_saves:
         for i in range(opts.count):
@@ -141,7 +144,7 @@ def _run_loads(opts: Options, path: str, cache: str, want_metas, want_sums, emit
 def _check_options(opts: Options) -> None:
     if opts.count < 1:
         raise PeerError(f"--count {opts.count} is invalid: expected 1 or more")
-    gobench.check_name_value("model", opts.model)
+    gobench.check_name_value("model", opts.model.rsplit("/", 1)[-1])
     for cache in opts.caches:
         if cache not in CACHES:
             raise PeerError(f"--cache {cache!r}: expected a comma-separated list of {', '.join(CACHES)}")

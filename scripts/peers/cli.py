@@ -39,7 +39,10 @@ def parser() -> argparse.ArgumentParser:
         "--count", type=int, default=1, help="iterations per benchmark, like go test -count (default 1)"
     )
     b.add_argument(
-        "--model", required=True, help="value of the model= key in benchmark names, e.g. open_llama_3b"
+        "--model",
+        required=True,
+        help="model name for the model= key in benchmark names, e.g. open_llama_3b "
+        "(an owner/ prefix as in openlm-research/open_llama_3b is dropped)",
     )
     b.add_argument(
         "--cache", type=_list, default=list(bench.CACHES),

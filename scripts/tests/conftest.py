@@ -149,3 +149,29 @@ def resident_pages(path: str) -> tuple[int, int]:
 def page_residency():
     """page_residency(path) returns (resident pages, total pages) of a file."""
     return resident_pages
+
+
+def filesystem_type(path: str) -> str:
+    """Return the type of the file system that contains path, from /proc/self/mounts."""
+    path = os.path.realpath(path)
+    best, fs_type = "", "unknown"
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            # Mount points escape spaces as \040.
+            mount = fields[1].replace("\\040", " ")
+            inside = path == mount or path.startswith(mount.rstrip("/") + "/")
+            if inside and len(mount) >= len(best):
+                best, fs_type = mount, fields[2]
+    return fs_type
+
+
+@pytest.fixture
+def disk_tmp_path(tmp_path):
+    """tmp_path, skipping the test where it is in memory (tmpfs, ramfs), because
+    there the page cache is the only copy and cannot be dropped."""
+    fs_type = filesystem_type(str(tmp_path))
+    if fs_type in ("tmpfs", "ramfs"):
+        pytest.skip(f"{tmp_path} is on {fs_type}, whose pages cannot be dropped; set --basetemp to a disk")
+    return tmp_path
+

@@ -448,8 +448,8 @@ def test_atomic_save_syncs_before_commit(tmp_path, monkeypatch):
 # Page cache and memory
 
 
-def test_drop_cache_evicts_pages(tmp_path, page_residency):
-    path = str(tmp_path / "blob")
+def test_drop_cache_evicts_pages(disk_tmp_path, page_residency):
+    path = str(disk_tmp_path / "blob")
     with open(path, "wb") as f:
         f.write(os.urandom(8 << 20))
     with open(path, "rb") as f:
@@ -463,9 +463,9 @@ def test_drop_cache_evicts_pages(tmp_path, page_residency):
 
 
 @pytest.mark.parametrize("format_name", ["py-torch-mmap", "py-safetensors"])
-def test_mmap_loads_read_every_page(tmp_path, make_state_dict, page_residency, format_name):
+def test_mmap_loads_read_every_page(disk_tmp_path, make_state_dict, page_residency, format_name):
     fmt = lookup(format_name)
-    path = str(tmp_path / "ckpt")
+    path = str(disk_tmp_path / "ckpt")
     sd = make_state_dict(torch.float32)
     sd["model.embed_tokens.weight"] = torch.randn(1024, 256)  # 1 MiB, 256 pages
     fmt.save(path, sd)
@@ -479,9 +479,9 @@ def test_mmap_loads_read_every_page(tmp_path, make_state_dict, page_residency, f
     del loaded
 
 
-def test_mmap_without_touch_reads_nothing(tmp_path, page_residency):
+def test_mmap_without_touch_reads_nothing(disk_tmp_path, page_residency):
     """Control for the test above: a bare torch.load(mmap=True) leaves the payload unread."""
-    path = str(tmp_path / "ckpt")
+    path = str(disk_tmp_path / "ckpt")
     torch.save({"w": torch.randn(1024, 256)}, path)
     durable.drop_cache(path)
     loaded = torch.load(path, mmap=True, weights_only=True)
@@ -595,6 +595,21 @@ def test_bench_rejects_bad_options(tmp_path):
         run("x", model="open llama")
     with pytest.raises(PeerError, match="--cache 'hot'"):
         run("x", caches=["hot"])
+
+
+def test_bench_drops_model_owner(tmp_path, make_state_dict):
+    handover_path = str(tmp_path / "handover.safetensors")
+    handover.write_safetensors(handover_path, make_state_dict(torch.float16, extras=False))
+    out = io.StringIO()
+    opts = bench.Options(
+        lookup("py-torch"), handover_path, str(tmp_path / "scratch"), 1,
+        "openlm-research/open_llama_3b", ops=["save"],
+    )
+    bench.run(opts, out=out, log=io.StringIO())
+    names = [line.split("\t")[0] for line in out.getvalue().splitlines() if line.startswith("Benchmark")]
+    procs = gobench.procs()
+    suffix = f"-{procs}" if procs > 1 else ""
+    assert names == ["BenchmarkSave/format=py-torch/model=open_llama_3b" + suffix]
 
 
 @pytest.mark.parametrize(
