@@ -235,9 +235,9 @@ def build_state_dict(parsed: dict, config, dtype: str) -> dict:
 def build_tokenizer(parsed: dict, config):
     """Build SmolLM2's byte-level BPE tokenizer from the GGUF vocabulary.
 
-    transformers 4.46.3 turns this file's tokenizer into a SentencePiece-
-    style LlamaTokenizerFast that prepends a BOS token and reports
-    <|im_start|> as EOS. SmolLM2 uses GPT-2's byte-level BPE, adds no BOS,
+    transformers 4.46.3 turns this file's tokenizer into a
+    LlamaTokenizerFast that prepends a BOS token and reports <|im_start|>
+    as EOS. SmolLM2 uses GPT-2's byte-level BPE, adds no BOS,
     and ends turns with <|im_end|>. Its pre-tokenizer (llama.cpp's
     "smollm") splits every digit on its own before GPT-2's word regex.
     """
@@ -296,7 +296,7 @@ def write_checkpoint(stage: Path, config, state: dict, tokenizer, dtype: str, gg
     GenerationConfig.from_model_config(config).save_pretrained(stage)
     tokenizer.save_pretrained(stage)
     # Both files get the same dict: same names, order and bytes. The
-    # safetensors library writes its header sorted by name, while
+    # safetensors library stores the tensors sorted by name, while
     # torch.save keeps the dict's order.
     save_file(state, str(stage / SAFETENSORS), metadata={"format": "pt"})
     torch.save(state, stage / PYTORCH_BIN)
