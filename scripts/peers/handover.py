@@ -14,16 +14,17 @@ Go suite, and writes files in the state dict's order.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import struct
 
-import safetensors
+import torch
 
 from . import durable
-from .statedict import PeerError, StateDict, byte_view, dtype_from_safetensors, dtype_of
+from .statedict import DType, PeerError, StateDict, byte_view, dtype_from_safetensors, dtype_of
 
-# safetensors rejects headers above 100 MB; a larger length means a
+# safetensors rejects headers above 100 MB, so a larger length means a
 # corrupt or foreign file.
 MAX_HEADER_BYTES = 100_000_000
 
@@ -35,6 +36,21 @@ def read_order(path: str) -> list[str]:
     Raises PeerError naming the file and the tensor when the header is
     malformed or a tensor's offsets disagree with its dtype and shape.
     """
+    return [entry.name for entry in _read_header(path)[0]]
+
+
+@dataclasses.dataclass
+class _Entry:
+    name: str
+    dtype: DType
+    shape: list[int]
+    start: int
+    end: int
+
+
+def _read_header(path: str) -> tuple[list[_Entry], int]:
+    """Validate the header and return its entries in data order and the file offset
+    where the data starts."""
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
@@ -49,7 +65,7 @@ def read_order(path: str) -> list[str]:
                 )
             raw = f.read(header_len)
     except OSError as e:
-        raise PeerError(f"cannot read the safetensors file {path}: {e.strerror}") from e
+        raise PeerError(f"failed to read the safetensors file {path}: {e.strerror}") from e
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -58,18 +74,18 @@ def read_order(path: str) -> list[str]:
         raise PeerError(f"{path}: header is not a JSON object")
 
     data_len = size - 8 - header_len
-    starts = []
-    for index, (name, entry) in enumerate(header.items()):
+    entries = []
+    for name, fields in header.items():
         if name == "__metadata__":
             continue
-        start = _check_entry(path, name, entry, data_len)
-        starts.append((start, index, name))
-    starts.sort()
-    return [name for _, _, name in starts]
+        entries.append(_check_entry(path, name, fields, data_len))
+    # sort is stable, so tensors at one offset (zero-size ones) keep header order.
+    entries.sort(key=lambda e: e.start)
+    return entries, 8 + header_len
 
 
-def _check_entry(path: str, name: str, entry, data_len: int) -> int:
-    """Validate one header entry and return the start of its data."""
+def _check_entry(path: str, name: str, entry, data_len: int) -> _Entry:
+    """Validate one header entry and return it."""
     if not isinstance(entry, dict):
         raise PeerError(f"{path}: tensor {name}: header entry is not a JSON object")
 
@@ -104,24 +120,31 @@ def _check_entry(path: str, name: str, entry, data_len: int) -> int:
             f"{path}: tensor {name}: data_offsets {offsets} hold {offsets[1] - offsets[0]} "
             f"bytes, but {dtype.name} {shape} needs {want}"
         )
-    return offsets[0]
+    return _Entry(name, dtype, shape, offsets[0], offsets[1])
 
 
 def read_handover(path: str) -> StateDict:
     """Read every tensor of the safetensors file at path into memory, in saved order.
 
-    The tensors are copies in anonymous memory, each with a storage of its
-    own, so a later save neither reads the file nor writes a storage that
-    several tensors share.
+    Each tensor gets a storage of its own in anonymous memory, filled with
+    plain reads. So a later save neither reads the file nor writes a
+    storage that several tensors share, and reading takes no more memory
+    than the tensors. safetensors' own loader maps the file, and copying
+    out of the map would hold both copies until the file is closed.
     """
-    order = read_order(path)
+    entries, data_start = _read_header(path)
     sd: StateDict = {}
     try:
-        with safetensors.safe_open(path, framework="pt") as f:
-            for name in order:
-                sd[name] = f.get_tensor(name).clone()
-    except safetensors.SafetensorError as e:
-        raise PeerError(f"{path}: {e}") from e
+        with open(path, "rb") as f:
+            for entry in entries:
+                size = entry.end - entry.start
+                buffer = torch.empty(size, dtype=torch.uint8)
+                f.seek(data_start + entry.start)
+                if f.readinto(buffer.numpy()) != size:
+                    raise PeerError(f"{path}: tensor {entry.name}: the file ends inside the tensor's data")
+                sd[entry.name] = buffer.view(entry.dtype.torch).reshape(entry.shape)
+    except OSError as e:
+        raise PeerError(f"failed to read the safetensors file {path}: {e.strerror}") from e
     return sd
 
 

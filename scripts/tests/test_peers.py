@@ -172,7 +172,7 @@ def test_handover_rejects_truncated_file(tmp_path):
 
 def test_handover_missing_file(tmp_path):
     missing = str(tmp_path / "nope.safetensors")
-    with pytest.raises(PeerError, match="cannot read the safetensors file .*nope.safetensors"):
+    with pytest.raises(PeerError, match="failed to read the safetensors file .*nope.safetensors"):
         handover.read_handover(missing)
 
 
