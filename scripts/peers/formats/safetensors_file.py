@@ -39,7 +39,7 @@ class SafetensorsFile:
         except FileNotFoundError as e:
             raise PeerError(f"checkpoint {path} not found") from e
         except (safetensors.SafetensorError, OSError) as e:
-            raise PeerError(f"{path}: safetensors cannot read the file ({e})") from e
+            raise PeerError(f"{path}: safetensors failed to read the file ({e})") from e
         order = _order(path, metadata, loaded)
         sd = {name: loaded[name] for name in order}
         touch_pages(sd)

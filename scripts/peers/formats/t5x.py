@@ -188,7 +188,7 @@ def _read_index(path: str) -> dict:
     except FileNotFoundError as e:
         raise PeerError(f"{index_path} not found, so {path} is not a complete T5X checkpoint") from e
     except (OSError, ValueError, msgpack.UnpackException) as e:
-        raise PeerError(f"{index_path}: cannot decode the msgpack index ({e})") from e
+        raise PeerError(f"{index_path}: failed to decode the msgpack index ({e})") from e
     if not isinstance(index, dict) or index.get("version") != VERSION:
         version = index.get("version") if isinstance(index, dict) else None
         raise PeerError(f"{index_path}: index version {version!r} is not supported (expected {VERSION})")

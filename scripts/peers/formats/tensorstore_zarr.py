@@ -85,7 +85,7 @@ def _read_index(path: str) -> list[str]:
             f"{index_path} not found, so {path} is not a complete py-tensorstore checkpoint"
         ) from e
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PeerError(f"{index_path}: cannot read the index ({e})") from e
+        raise PeerError(f"{index_path}: failed to read the index ({e})") from e
     names = index.get("tensors") if isinstance(index, dict) else None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise PeerError(f"{index_path}: \"tensors\" must be a list of tensor names")
