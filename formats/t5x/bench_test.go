@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ckptbench/formats"
+	"ckptbench/formats/zarr"
 	"ckptbench/iox"
 	"ckptbench/model"
 	"ckptbench/tensor"
@@ -46,19 +48,35 @@ func BenchmarkSave(b *testing.B) {
 		{"format=disk/streams=16", func(path string) error { return directWrite(path, sd, 16) }},
 	}
 	for _, codec := range []string{"raw", "gzip", "zstd"} {
-		for _, buffered := range []bool{false, true} {
-			f, err := New(Options{Codec: codec, BufferedIO: buffered})
+		z, err := zarr.New(zarr.Options{Codec: codec})
+		if err != nil {
+			b.Fatal(err)
+		}
+		variants = append(variants, struct {
+			name string
+			save func(string) error
+		}{"format=zarr/codec=" + codec, func(path string) error { return z.Save(path, sd) }})
+		for _, direct := range []bool{false, true} {
+			f, err := New(Options{Codec: codec, DirectWrite: direct})
 			if err != nil {
 				b.Fatal(err)
 			}
-			io := "direct"
-			if buffered {
-				io = "buffered"
+			io := "buffered"
+			if direct {
+				io = "direct"
 			}
 			variants = append(variants, struct {
 				name string
 				save func(string) error
 			}{fmt.Sprintf("format=t5x/codec=%s/io=%s", codec, io), func(path string) error { return f.Save(path, sd) }})
+		}
+		if codec != "raw" {
+			// Stores chunks that save less than 10 %: every weight chunk.
+			f, _ := New(Options{Codec: codec, MinSavings: 0.1})
+			variants = append(variants, struct {
+				name string
+				save func(string) error
+			}{fmt.Sprintf("format=t5x/codec=%s/minsavings=0.1", codec), func(path string) error { return f.Save(path, sd) }})
 		}
 	}
 	for _, v := range variants {
@@ -92,37 +110,30 @@ func BenchmarkSave(b *testing.B) {
 func BenchmarkLoad(b *testing.B) {
 	sd := benchModel()
 	for _, codec := range []string{"raw", "gzip", "zstd"} {
+		z, err := zarr.New(zarr.Options{Codec: codec})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("format=zarr/codec=%s/cache=cold", codec), func(b *testing.B) {
+			benchLoad(b, z, sd)
+		})
 		for _, buffered := range []bool{false, true} {
 			io := "direct"
 			if buffered {
 				io = "buffered"
 			}
 			b.Run(fmt.Sprintf("format=t5x/codec=%s/io=%s/cache=cold", codec, io), func(b *testing.B) {
-				f, err := New(Options{Codec: codec, BufferedIO: buffered})
+				f, err := New(Options{Codec: codec, BufferedRead: buffered})
 				if err != nil {
 					b.Fatal(err)
 				}
-				path := filepath.Join(b.TempDir(), "checkpoint_1")
-				if err := f.Save(path, sd); err != nil {
-					b.Fatal(err)
-				}
-				b.SetBytes(sd.NumBytes())
-				var extra int64
-				for range b.N {
-					if err := iox.DropCache(path); err != nil {
-						b.Fatal(err)
-					}
-					base := resetPeakRSS(b)
-					b.StartTimer()
-					got, err := f.Load(path)
-					b.StopTimer()
-					if err != nil {
-						b.Fatal(err)
-					}
-					extra = max(extra, peakRSS(b)-base-sd.NumBytes())
-					got.Close()
-				}
-				b.ReportMetric(float64(extra), "extra-RSS-B")
+				benchLoad(b, f, sd)
+			})
+		}
+		if codec != "raw" {
+			b.Run(fmt.Sprintf("format=t5x/codec=%s/minsavings=0.1/cache=cold", codec), func(b *testing.B) {
+				f, _ := New(Options{Codec: codec, MinSavings: 0.1})
+				benchLoad(b, f, sd)
 			})
 		}
 	}
@@ -162,6 +173,31 @@ func BenchmarkLoad(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchLoad times cold loads of sd saved by f.
+func benchLoad(b *testing.B, f formats.Format, sd *tensor.StateDict) {
+	path := filepath.Join(b.TempDir(), "checkpoint_1")
+	if err := f.Save(path, sd); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(sd.NumBytes())
+	var extra int64
+	for range b.N {
+		if err := iox.DropCache(path); err != nil {
+			b.Fatal(err)
+		}
+		base := resetPeakRSS(b)
+		b.StartTimer()
+		got, err := f.Load(path)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		extra = max(extra, peakRSS(b)-base-sd.NumBytes())
+		got.Close()
+	}
+	b.ReportMetric(float64(extra), "extra-RSS-B")
 }
 
 // plainWrite writes every tensor's bytes to one file with ordinary

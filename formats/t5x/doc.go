@@ -52,12 +52,28 @@
 // decode compressed ones; up to IOConcurrency goroutines create, write
 // and sync or read chunk files. The tensors are already in host memory,
 // so the gather step stands where T5X copies arrays off the device. A
-// byte budget bounds the chunk bytes in flight and the buffers they need.
-// Uncompressed chunks go between the disk and tensor memory with no copy
-// and, where the file system supports it, through O_DIRECT, which skips
-// the page cache; the file is preallocated first. Every chunk file is
-// fdatasynced, every directory fsynced and the index written last under
-// iox.TempPath, then the directory is published with iox.Commit, so a
-// save that fails or is interrupted leaves any previous checkpoint at the
-// same path intact and loadable.
+// byte budget bounds the chunk bytes in flight and the buffers they need,
+// which live outside the Go heap so that the budget bounds resident
+// memory. An uncompressed chunk goes between the disk and tensor memory
+// with no copy; a compressed one is decoded straight into the tensor. A
+// chunk that compresses by less than MinSavings is stored uncompressed
+// within its codec's format (see Options.MinSavings).
+//
+// The I/O choices follow BenchmarkSave and BenchmarkLoad (452 MB model,
+// 8 runs each, on a shared 2-core VM with an ext4 virtual disk, so
+// figures vary by 10-20 % between runs). Saves write through the page
+// cache and fdatasync each file: 1.66 GiB/s against 1.30 GiB/s with
+// O_DIRECT (p < 0.001), where a 16-stream O_DIRECT write of the same
+// bytes made 1.47 GiB/s; the byte budget keeps dirty pages far below the
+// kernel's writeback limits. Cold loads read with O_DIRECT: 1.14 GiB/s
+// against 1.00 GiB/s through the page cache (p = 0.002), with a
+// 16-stream O_DIRECT read of the same bytes at 1.10 GiB/s. Preallocating
+// files with fallocate and splitting a chunk's write into concurrent
+// 8 MiB pieces made no measurable difference (p = 0.24 and 0.59), so
+// neither is done.
+//
+// Every chunk file is fdatasynced, every directory fsynced and the index
+// written last under iox.TempPath, then the directory is published with
+// iox.Commit, so a save that fails or is interrupted leaves any previous
+// checkpoint at the same path intact and loadable.
 package t5x

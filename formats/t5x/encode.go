@@ -8,34 +8,38 @@ import (
 	"ckptbench/formats/zarr"
 )
 
-// Weights barely compress with the fast codecs: on float16 weights,
-// gzip level 1 and zstd's fastest level both emit their input in stored
-// blocks, at 200-500 MB/s per core, which makes a save CPU-bound. So a
+// Weights barely compress with fast codecs, and compressing costs far
+// more time than the bytes it saves: on synthetic float16 weights the
+// zarr package's gzip (Huffman-only) and zstd save 8 %, encoding at
+// 200-260 MB/s and decoding gzip at 50-80 MB/s per core, where a disk
+// moves 1-2 GB/s (BenchmarkCodec in formats/zarr, on a 2-core VM). So a
 // chunk is first judged by compressing samples of it, and one whose
-// samples shrink by less than storeSavings is written as a valid stream
-// of stored blocks of the same codec: the bytes the encoder would have
-// produced, for the cost of a copy and a checksum.
+// samples shrink by less than the minimum savings is written as a valid
+// stream of stored blocks of the same codec, for the cost of a copy and
+// a checksum; every gzip or zstd decoder reads it.
 const (
 	// sampleBytes is the size of each of the four samples. A chunk of at
 	// most 4*sampleBytes is compressed whole instead.
 	sampleBytes = 16 << 10
-	// storeSavings is the fraction samples must save for the chunk to be
-	// compressed.
-	storeSavings = 0.03
+	// DefaultMinSavings is the fraction of bytes that samples of a chunk
+	// must save for the chunk to be compressed: less counts as
+	// incompressible.
+	DefaultMinSavings = 0.03
 )
 
 // chunkEncoder encodes chunks with an array's codec, storing chunks that
 // do not compress unless every chunk must go through the codec.
 type chunkEncoder struct {
-	codec zarr.Codec
+	codec      zarr.Codec
+	minSavings float64
 	// store writes src as an uncompressed stream of codec's format; nil
 	// when the codec is raw or every chunk is to be compressed.
 	store   func(dst, src []byte) ([]byte, error)
 	scratch sync.Pool // *[]byte for sample output
 }
 
-func newChunkEncoder(codec zarr.Codec, encodeAll bool) (*chunkEncoder, error) {
-	e := &chunkEncoder{codec: codec}
+func newChunkEncoder(codec zarr.Codec, minSavings float64, encodeAll bool) (*chunkEncoder, error) {
+	e := &chunkEncoder{codec: codec, minSavings: minSavings}
 	if encodeAll {
 		return e, nil
 	}
@@ -59,7 +63,7 @@ func (e *chunkEncoder) encode(dst, src []byte) ([]byte, error) {
 	}
 	if len(src) <= 4*sampleBytes {
 		out, err := e.codec.Encode(dst, src)
-		if err != nil || float64(len(out)) <= (1-storeSavings)*float64(len(src)) {
+		if err != nil || float64(len(out)) <= (1-e.minSavings)*float64(len(src)) {
 			return out, err
 		}
 		return e.store(dst, src)
@@ -75,7 +79,7 @@ func (e *chunkEncoder) encode(dst, src []byte) ([]byte, error) {
 }
 
 // samplesCompress compresses four evenly spaced samples of src and
-// reports whether they save at least storeSavings.
+// reports whether they save at least the minimum savings.
 func (e *chunkEncoder) samplesCompress(src []byte) (bool, error) {
 	bufp, _ := e.scratch.Get().(*[]byte)
 	if bufp == nil {
@@ -94,7 +98,7 @@ func (e *chunkEncoder) samplesCompress(src []byte) (bool, error) {
 		in += len(sample)
 		out += len(enc)
 	}
-	return float64(out) <= (1-storeSavings)*float64(in), nil
+	return float64(out) <= (1-e.minSavings)*float64(in), nil
 }
 
 // zstdRawBlock is the largest raw block a frame with a window of at

@@ -38,7 +38,7 @@ func TestChunkEncoder(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, all := range []bool{false, true} {
-			e, err := newChunkEncoder(codec, all)
+			e, err := newChunkEncoder(codec, DefaultMinSavings, all)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +85,7 @@ func TestChunkEncoderStores(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := stored.Encode(nil, src)
-	e, _ := newChunkEncoder(codec, false)
+	e, _ := newChunkEncoder(codec, DefaultMinSavings, false)
 	got, err := e.encode(nil, src)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestChunkEncoderStores(t *testing.T) {
 		t.Errorf("random bytes were not written as stored gzip blocks (%d bytes, the stored stream is %d)", len(got), len(want))
 	}
 	zcodec, _ := zarr.CodecFor("zstd")
-	ze, _ := newChunkEncoder(zcodec, false)
+	ze, _ := newChunkEncoder(zcodec, DefaultMinSavings, false)
 	zgot, err := ze.encode(nil, src)
 	if err != nil {
 		t.Fatal(err)
@@ -135,4 +135,30 @@ func randomBytes(n int) []byte {
 		b[i] = byte(rng.Uint32())
 	}
 	return b
+}
+
+// TestChunkEncoderMinSavings checks that weights, which the codecs
+// compress by about 8 %, are compressed by default and stored when the
+// minimum savings is above that.
+func TestChunkEncoderMinSavings(t *testing.T) {
+	src := weightsLike(1 << 20)
+	codec, _ := zarr.CodecFor("gzip")
+	stored, _ := zarr.CodecFromMetadata([]byte(`{"id":"gzip","level":0}`))
+	storedOut, _ := stored.Encode(nil, src)
+	for _, c := range []struct {
+		minSavings float64
+		wantStored bool
+	}{{DefaultMinSavings, false}, {0.2, true}, {2, true}} {
+		e, err := newChunkEncoder(codec, c.minSavings, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := e.encode(nil, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Equal(out, storedOut); got != c.wantStored {
+			t.Errorf("MinSavings %v: stored = %v (%d of %d bytes), want %v", c.minSavings, got, len(out), len(src), c.wantStored)
+		}
+	}
 }

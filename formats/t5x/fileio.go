@@ -75,13 +75,6 @@ func writeChunkFile(path string, data []byte, direct bool, tail []byte) error {
 
 func writeAll(fd int, data []byte, direct bool, tail []byte) error {
 	size := int64(len(data))
-	if size > 0 {
-		// Reserving the blocks up front lets the file system lay the file
-		// out in few extents; file systems without fallocate skip it.
-		if err := unix.Fallocate(fd, 0, 0, size); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
-			return fmt.Errorf("fallocate: %w", err)
-		}
-	}
 	if !direct {
 		return pwriteFull(fd, data, 0)
 	}

@@ -24,7 +24,7 @@ const (
 
 // Options configures a Format. The zero value is T5X's configuration:
 // gzip, 64 MiB chunks, 128 file operations in flight, with a 1 GiB byte
-// budget and O_DIRECT where the file system supports it.
+// budget, buffered writes and O_DIRECT reads.
 type Options struct {
 	// Codec is the chunk compressor: "gzip", "zstd" or "raw" (none).
 	// Empty means DefaultCodec.
@@ -41,15 +41,25 @@ type Options struct {
 	// ChunkBytes is the target chunk size of T5X's chunk-shape rule (see
 	// ChunkShape), in bytes. Zero means DefaultChunkBytes (64 MiB).
 	ChunkBytes int64
-	// BufferedIO turns O_DIRECT off, so chunk files go through the page
-	// cache. By default Save and Load use O_DIRECT for block-aligned
-	// transfers and fall back to buffered I/O where the file system
-	// rejects it (tmpfs, for one).
-	BufferedIO bool
-	// EncodeEveryChunk sends every chunk through the codec. By default a
-	// chunk whose samples compress by less than 3% is written as stored
-	// (uncompressed) blocks of the codec's format instead; see
-	// chunkEncoder.
+	// DirectWrite makes Save write chunk files with O_DIRECT, skipping
+	// the page cache, instead of with plain writes followed by fdatasync.
+	// BufferedRead makes Load read chunk files through the page cache
+	// instead of with O_DIRECT. The defaults are the faster choices
+	// measured by BenchmarkSave and BenchmarkLoad (see the package
+	// comment). O_DIRECT applies to block-aligned transfers and falls
+	// back to buffered I/O where the file system rejects it (tmpfs, for
+	// one).
+	DirectWrite  bool
+	BufferedRead bool
+	// MinSavings is the fraction of its bytes that compressing a chunk
+	// must save, judged on samples, for Save to compress it; a chunk that
+	// saves less is written as stored (uncompressed) blocks of the
+	// codec's format, which any decoder reads and which cost little CPU
+	// to write and read. Zero means DefaultMinSavings (3 %); a value
+	// above 1 stores every chunk. See chunkEncoder for the trade-off.
+	MinSavings float64
+	// EncodeEveryChunk sends every chunk through the codec, whatever it
+	// saves, overriding MinSavings.
 	EncodeEveryChunk bool
 	// RestoreDType, when set, casts every floating-point tensor (float16,
 	// bfloat16, float32, float64) to this dtype on load, as T5X's
@@ -92,6 +102,8 @@ func New(opts Options) (*Format, error) {
 		return nil, fmt.Errorf("t5x: IOConcurrency %d is negative; use 0 for the default of %d", opts.IOConcurrency, DefaultIOConcurrency)
 	case opts.ByteBudget < 0:
 		return nil, fmt.Errorf("t5x: ByteBudget %d is negative; use 0 for the default of %d", opts.ByteBudget, DefaultByteBudget)
+	case opts.MinSavings < 0:
+		return nil, fmt.Errorf("t5x: MinSavings %v is negative; use 0 for the default of %v", opts.MinSavings, DefaultMinSavings)
 	case opts.ChunkBytes < 0:
 		return nil, fmt.Errorf("t5x: ChunkBytes %d is negative; use 0 for the default of %d", opts.ChunkBytes, DefaultChunkBytes)
 	}
@@ -104,10 +116,13 @@ func New(opts Options) (*Format, error) {
 	if opts.ChunkBytes == 0 {
 		opts.ChunkBytes = DefaultChunkBytes
 	}
+	if opts.MinSavings == 0 {
+		opts.MinSavings = DefaultMinSavings
+	}
 	if opts.RestoreDType != tensor.Invalid && !isFloat(opts.RestoreDType) {
 		return nil, fmt.Errorf("t5x: RestoreDType %v is not a floating-point dtype; want float16, bfloat16, float32 or float64", opts.RestoreDType)
 	}
-	encoder, err := newChunkEncoder(codec, opts.EncodeEveryChunk)
+	encoder, err := newChunkEncoder(codec, opts.MinSavings, opts.EncodeEveryChunk)
 	if err != nil {
 		return nil, fmt.Errorf("t5x: %w", err)
 	}

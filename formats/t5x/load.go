@@ -170,7 +170,7 @@ func (f *Format) readChunk(p *pipeline, a *loadArray, linear int64, requireChunk
 	file := filepath.Join(a.dir, filepath.FromSlash(zarr.ChunkKey(idx, a.md.Separator())))
 	chunkBytes := product(a.grid.chunks) * a.stored
 	validBytes := product(extent) * a.stored
-	direct := !f.opts.BufferedIO
+	direct := !f.opts.BufferedRead
 	raw := a.codec.ID() == "raw"
 	full := slices.Equal(extent, a.grid.chunks)
 	zeros := make([]int64, len(extent))

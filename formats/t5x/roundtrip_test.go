@@ -35,11 +35,11 @@ func TestRoundTripTiny(t *testing.T) {
 	t.Parallel()
 	for _, dtype := range []tensor.DType{tensor.Float16, tensor.BFloat16, tensor.Float32} {
 		for _, codec := range []string{"gzip", "zstd", "raw"} {
-			for _, buffered := range []bool{false, true} {
-				name := fmt.Sprintf("dtype=%s/codec=%s/buffered=%v", dtype, codec, buffered)
+			for _, direct := range []bool{false, true} {
+				name := fmt.Sprintf("dtype=%s/codec=%s/direct=%v", dtype, codec, direct)
 				t.Run(name, func(t *testing.T) {
 					want := model.Synthetic(model.Tiny.Config, dtype, 7)
-					got, _ := saveLoad(t, Options{Codec: codec, BufferedIO: buffered}, want)
+					got, _ := saveLoad(t, Options{Codec: codec, DirectWrite: direct, BufferedRead: !direct}, want)
 					tensortest.Equal(t, want, got)
 				})
 			}
