@@ -210,11 +210,14 @@ func (f *Format) readChunk(p *pipeline, a *loadArray, linear int64, requireChunk
 		return cf, true, nil
 	}
 
+	// Every I/O task takes its share of the byte budget itself. Were this
+	// goroutine to take it before handing a task over, it could hold the
+	// budget while waiting for an I/O goroutine that waits for the budget.
 	if readInto {
-		if err := p.pool.reserve(p.ctx, validBytes); err != nil {
-			return
-		}
 		p.goIO(func(tail []byte) error {
+			if err := p.pool.reserve(p.ctx, validBytes); err != nil {
+				return nil // canceled; the first error is reported
+			}
 			defer p.pool.unreserve(validBytes)
 			if p.failed() {
 				return nil

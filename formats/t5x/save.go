@@ -162,10 +162,7 @@ func (f *Format) writeArrays(p *pipeline, arrays []*saveArray, parents map[strin
 			if p.failed() {
 				return
 			}
-			if err := f.writeChunk(p, a, i); err != nil {
-				p.fail(err)
-				return
-			}
+			f.writeChunk(p, a, i)
 		}
 	}
 }
@@ -175,7 +172,7 @@ func (f *Format) writeArrays(p *pipeline, arrays []*saveArray, parents map[strin
 // is first gathered into a buffer, and compressed chunks are encoded into
 // a buffer on a CPU goroutine. The chunk's bytes count against the byte
 // budget until its file is synced.
-func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) error {
+func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) {
 	idx := a.grid.chunkIndex(linear)
 	origin, extent := a.grid.region(idx)
 	file := filepath.Join(a.dir, zarr.ChunkKey(idx, a.md.Separator()))
@@ -201,12 +198,12 @@ func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) error {
 	var buf []byte
 	if bufBytes == 0 {
 		if err := p.pool.reserve(p.ctx, n); err != nil {
-			return nil // canceled: the error that canceled p is reported
+			return // canceled: the error that canceled p is reported
 		}
 	} else {
 		var err error
 		if buf, err = p.pool.get(p.ctx, bufBytes); err != nil {
-			return nil
+			return
 		}
 	}
 	release := func() {
@@ -235,7 +232,7 @@ func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) error {
 	}
 	if !gather && raw {
 		p.goIO(write)
-		return nil
+		return
 	}
 	p.goCPU(func() error {
 		if p.failed() {
@@ -262,7 +259,6 @@ func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) error {
 		p.goIO(write)
 		return nil
 	})
-	return nil
 }
 
 // encodeBound is the most bytes gzip or zstd output of n input bytes can
