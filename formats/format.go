@@ -6,7 +6,11 @@
 // optimized zarr) and safetensors.
 package formats
 
-import "ckptbench/tensor"
+import (
+	"errors"
+
+	"ckptbench/tensor"
+)
 
 // Format saves and loads a state dict at a path on disk.
 //
@@ -26,3 +30,28 @@ type Format interface {
 	Save(path string, sd *tensor.StateDict) error
 	Load(path string) (*tensor.StateDict, error)
 }
+
+// Verifier is implemented by formats that record the size and a checksum
+// of every payload when they save.
+type Verifier interface {
+	// Verify reads the checkpoint at path and checks every payload
+	// against the size and checksum its metadata records, without
+	// returning the tensors. The error names each damaged tensor and its
+	// file; a checksum mismatch wraps ErrChecksum. A checkpoint saved
+	// without checksums fails verification.
+	Verify(path string) error
+}
+
+// LoadVerifier is implemented by formats whose Load can check every
+// payload against its recorded checksum while it reads.
+type LoadVerifier interface {
+	// WithVerifyOnLoad returns a copy of the format, with the same Name
+	// and Codec, whose Load fails on a payload that does not match its
+	// checksum (wrapping ErrChecksum) or on a checkpoint saved without
+	// checksums.
+	WithVerifyOnLoad() Format
+}
+
+// ErrChecksum is wrapped by the errors of Verify, and of Load with
+// verification on, for a payload whose bytes differ from the ones saved.
+var ErrChecksum = errors.New("checksum mismatch")

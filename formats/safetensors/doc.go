@@ -12,7 +12,9 @@
 // Files written here pad the header with spaces to a multiple of 8 bytes,
 // as the safetensors Python package does. They store tensors in the state
 // dict's order, with __metadata__ {"format": "pt"}, because transformers
-// (4.46) raises an error on a file without it. The tests read them back with
+// (4.46) raises an error on a file without it, and a checksum record
+// under ChecksumsKey: each tensor's dtype, shape and CRC-32C, which Verify
+// and Load with Options.VerifyOnLoad check. Other readers ignore it. The tests read them back with
 // the safetensors Python package (0.4.5). Loading returns tensors in
 // data-offset order, which is the saved order for files written here.
 //

@@ -82,7 +82,11 @@ func TestPythonInterop(t *testing.T) {
 			t.Errorf("Python did not read %s", name)
 			continue
 		}
-		wantMeta := map[string]string{"format": "pt", "writer": "ckptbench"}
+		h, err := safetensors.ReadHeader(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantMeta := map[string]string{"format": "pt", "writer": "ckptbench", safetensors.ChecksumsKey: h.Metadata[safetensors.ChecksumsKey]}
 		if !maps.Equal(got.Metadata, wantMeta) {
 			t.Errorf("%s: Python reads metadata %v, want %v", name, got.Metadata, wantMeta)
 		}

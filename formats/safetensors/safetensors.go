@@ -21,8 +21,12 @@ type Options struct {
 	// from tensor.StateDict.Alloc.
 	Mmap bool
 	// Metadata is added to the header's __metadata__. The key "format"
-	// defaults to "pt", the value transformers requires.
+	// defaults to "pt", the value transformers requires. Save sets the
+	// key ChecksumsKey itself, replacing any value given here.
 	Metadata map[string]string
+	// VerifyOnLoad makes Load check every tensor against the checksums
+	// that Save records in __metadata__ (see Verify).
+	VerifyOnLoad bool
 }
 
 // Format is the safetensors checkpoint format. A checkpoint is one file.
@@ -84,6 +88,11 @@ func (f *Format) Save(path string, sd *tensor.StateDict) error {
 	}
 	metadata := map[string]string{"format": "pt"}
 	maps.Copy(metadata, f.opts.Metadata)
+	sums, err := encodeChecksums(sd.Tensors)
+	if err != nil {
+		return fmt.Errorf("safetensors: save %s: %w", path, err)
+	}
+	metadata[ChecksumsKey] = sums
 	prefix, err := encodeHeader(sd.Tensors, metadata)
 	if err != nil {
 		return fmt.Errorf("safetensors: save %s: %w", path, err)
@@ -142,10 +151,21 @@ func (f *Format) Load(path string) (*tensor.StateDict, error) {
 	if err != nil {
 		return nil, err
 	}
+	var sd *tensor.StateDict
 	if f.opts.Mmap {
-		return loadMmap(file, path, h, size)
+		sd, err = loadMmap(file, path, h, size)
+	} else {
+		sd, err = loadRead(file, path, h, size)
 	}
-	return loadRead(file, path, h, size)
+	if err == nil && f.opts.VerifyOnLoad {
+		if err = verifyLoaded(path, h, sd); err != nil {
+			sd.Close()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sd, nil
 }
 
 // readHeader reads the header of file and returns it with the file size.

@@ -34,9 +34,11 @@
 // A tensor's array directory is its name with each dot-separated part
 // turned into a directory, as T5X stores parameter paths (see ArrayPath),
 // so TensorStore can open a single tensor without the index.
-// index.json lists each tensor's name, array path, dtype and shape. Load
-// follows it, restores the saved order, and checks each .zarray against
-// it. Every tensor is one chunk unless it exceeds Options.MaxChunkBytes
+// index.json lists each tensor's name, array path, dtype, shape and the
+// CRC-32C of its bytes. Load follows it, restores the saved order, and
+// checks each .zarray against it. Verify, and Load with
+// Options.VerifyOnLoad, also check each tensor's CRC-32C, which catches a
+// bit flip in a raw chunk or chunk files swapped between arrays. Every tensor is one chunk unless it exceeds Options.MaxChunkBytes
 // (DefaultMaxChunkBytes, 1 GiB), in which case it is cut along its leading
 // dimensions (see ChunkShape). Save writes nothing else: no .zgroup files and no
 // attributes, so iox.Usage of the directory counts only the checkpoint.

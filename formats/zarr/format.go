@@ -30,6 +30,9 @@ type Options struct {
 	// MaxChunkBytes is the largest chunk Save writes; zero means
 	// DefaultMaxChunkBytes.
 	MaxChunkBytes int64
+	// VerifyOnLoad makes Load check every tensor against the CRC-32C
+	// that Save records in the index (see Verify).
+	VerifyOnLoad bool
 }
 
 // Format saves a checkpoint as one zarr v2 array per tensor; see the
@@ -37,6 +40,7 @@ type Options struct {
 type Format struct {
 	codec    Codec
 	maxChunk int64
+	verify   bool
 }
 
 var _ formats.Format = (*Format)(nil)
@@ -53,7 +57,7 @@ func New(opts Options) (*Format, error) {
 	if opts.MaxChunkBytes == 0 {
 		opts.MaxChunkBytes = DefaultMaxChunkBytes
 	}
-	return &Format{codec: c, maxChunk: opts.MaxChunkBytes}, nil
+	return &Format{codec: c, maxChunk: opts.MaxChunkBytes, verify: opts.VerifyOnLoad}, nil
 }
 
 // Name returns "zarr".
@@ -93,9 +97,15 @@ func (f *Format) Save(path string, sd *tensor.StateDict) (err error) {
 		if err != nil {
 			return fmt.Errorf("zarr: tensor %q: %w", t.Name, err)
 		}
+		// The checksum is computed on another core while the array is
+		// written, so it costs the save no time when a core is free.
+		sum := make(chan uint32, 1)
+		go func() { sum <- checksum(t.Data) }()
 		if err := WriteArray(filepath.Join(tmp, filepath.FromSlash(rel)), md, f.codec, t.Data); err != nil {
 			return fmt.Errorf("zarr: tensor %q: %w", t.Name, err)
 		}
+		crc := <-sum
+		idx.Tensors[i].CRC32C = &crc
 		for dir := rel; strings.Contains(dir, "/"); {
 			dir = dir[:strings.LastIndexByte(dir, '/')]
 			parents[dir] = true
@@ -141,6 +151,9 @@ func (f *Format) Load(path string) (*tensor.StateDict, error) {
 	for _, e := range idx.Tensors {
 		dir := filepath.Join(path, filepath.FromSlash(e.Path))
 		t, err := loadTensor(sd, dir, e)
+		if err == nil && f.verify {
+			err = verifyTensor(dir, e, t.Data)
+		}
 		if err != nil {
 			sd.Close()
 			return nil, &tensorError{name: e.Name, err: err}

@@ -36,6 +36,10 @@ type IndexEntry struct {
 	Path  string       `json:"path"` // slash-separated, relative to the checkpoint
 	DType tensor.DType `json:"dtype"`
 	Shape []int64      `json:"shape"`
+	// CRC32C is the CRC-32C of the tensor's bytes in C order, which Verify
+	// and Load with VerifyOnLoad check. Indexes written before checksums
+	// were added have none.
+	CRC32C *uint32 `json:"crc32c,omitempty"`
 }
 
 // ArrayPath returns the slash-separated directory, relative to the
