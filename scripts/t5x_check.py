@@ -21,7 +21,7 @@ Subcommands:
                       all zeros and a reader must fill them in.
 
 Reading mirrors T5X's restore: the spec from the index, minus its chunks
-and compressor, so TensorStore uses what each .zarray says.
+and compressor, so TensorStore uses what each .zarray specifies.
 """
 
 import argparse
@@ -106,9 +106,12 @@ def read(args):
 
 
 def chunk_shape(shape, itemsize, target_bytes):
-    """Return T5X's chunk shape: from the full shape, cut the largest chunk
-    dimension (the first on ties) to its next smaller divisor until the chunk
-    holds at most target_bytes // itemsize elements."""
+    """Return T5X's chunk shape.
+
+    From the full shape, cut the largest chunk dimension (the first on ties)
+    to its next smaller divisor until the chunk has at most
+    target_bytes // itemsize elements.
+    """
     target = max(1, target_bytes // itemsize)
     divisors = [[k for k in range(1, d + 1) if d % k == 0] or [1] for d in shape]
     while int(np.prod([d[-1] for d in divisors], dtype=np.int64)) > target:

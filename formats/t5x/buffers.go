@@ -20,12 +20,12 @@ func alignUp(n int64) int64 { return (n + blockSize - 1) &^ (blockSize - 1) }
 // for reuse, and also counts reservations: bytes in flight that need no
 // buffer, such as a chunk written straight from tensor memory.
 //
-// The buffers live outside the Go heap on purpose: with a heap the size
-// of a model, the garbage collector would let discarded chunk buffers
-// pile up to the model's size before collecting them, so the budget
-// would not bound resident memory. Mapped bytes (free or in use) plus
-// reservations stay within the budget, except that one request larger
-// than the whole budget is served alone, once every other is back.
+// The buffers live outside the Go heap on purpose. With a heap the size of
+// a model, the garbage collector lets discarded buffers pile up to the
+// model's size before it collects them, so the budget would not bound
+// resident memory. Mapped bytes (free or in use) plus reservations stay
+// within the budget, except that one request larger than the whole budget
+// is served alone, once every other is back.
 type bufferPool struct {
 	budget int64
 

@@ -1,15 +1,14 @@
 package t5x
 
-// DefaultChunkBytes is T5X's target size of one chunk, 64 MiB: large
-// enough for few files and large writes, small enough that a host can hold
-// a few chunks of every parameter at once.
+// DefaultChunkBytes is the chunk size T5X aims at, 64 MiB
+// (_DESIRED_CHUNK_SIZE_BYTES in t5x/checkpoints.py).
 const DefaultChunkBytes = 64 << 20
 
 // ChunkShape returns the chunk shape T5X chooses for an array of the given
 // shape whose elements are itemSize bytes, aiming at targetBytes per chunk.
 //
 // The rule: the target is targetBytes/itemSize elements (at least 1).
-// Start from the full shape; while the chunk holds more elements than the
+// Start from the full shape. While the chunk has more elements than the
 // target, lower its largest dimension (the first one on a tie) to the
 // next smaller divisor of that dimension's full length. Every chunk length
 // therefore divides its dimension, so the chunks tile the array with no

@@ -18,10 +18,10 @@
 //
 // A tensor's array directory is its name with each "." turned into a
 // directory level (zarr.ArrayPath, which also escapes unusual bytes). Real
-// T5X joins its nested parameter path with "." into one flat directory
-// name instead; readers find arrays through the index either way, and
-// Load follows whatever paths an index records. See Index for what the
-// index holds.
+// T5X instead joins its nested parameter path with "." into one flat
+// directory name. Readers find arrays through the index either way, and
+// Load follows whatever paths an index records. Index describes what the
+// index contains.
 //
 // Chunk shapes follow T5X's rule (ChunkShape): about 64 MiB per chunk,
 // cutting the largest dimension to its next smaller divisor until the

@@ -8,15 +8,15 @@ import (
 	"ckptbench/formats/zarr"
 )
 
-// Weights barely compress with fast codecs, and compressing costs far
-// more time than the bytes it saves: on synthetic float16 weights the
+// Weights barely compress with fast codecs, and compressing them costs
+// far more time than the bytes it saves. On synthetic float16 weights the
 // zarr package's gzip (Huffman-only) and zstd save 8 %, encoding at
-// 200-260 MB/s and decoding gzip at 50-80 MB/s per core, where a disk
+// 200-260 MB/s and decoding gzip at 50-80 MB/s per core, while a disk
 // moves 1-2 GB/s (BenchmarkCodec in formats/zarr, on a 2-core VM). So a
-// chunk is first judged by compressing samples of it, and one whose
-// samples shrink by less than the minimum savings is written as a valid
-// stream of stored blocks of the same codec, for the cost of a copy and
-// a checksum; every gzip or zstd decoder reads it.
+// chunk is first judged by compressing samples of it. One whose samples
+// shrink by less than the minimum savings is written as a valid stream of
+// stored blocks of the same codec, for the cost of a copy and a checksum,
+// which every gzip or zstd decoder reads.
 const (
 	// sampleBytes is the size of each of the four samples. A chunk of at
 	// most 4*sampleBytes is compressed whole instead.
@@ -105,10 +105,10 @@ func (e *chunkEncoder) samplesCompress(src []byte) (bool, error) {
 // least 128 KiB may hold (the zstd format's Block_Maximum_Size).
 const zstdRawBlock = 128 << 10
 
-// appendZstdRaw appends a zstd frame (RFC 8878) that holds src in raw,
+// appendZstdRaw appends a zstd frame (RFC 8878) that contains src in raw,
 // uncompressed blocks. The frame header records the content size, which
 // numcodecs' decoder requires, and a 1 MiB window, which every decoder
-// accepts; raw blocks never reach back into the window.
+// accepts. Raw blocks never refer back into the window.
 func appendZstdRaw(dst, src []byte) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, 0xFD2FB528)
 	// Frame header descriptor: an 8-byte content size field, a window

@@ -119,7 +119,8 @@ func TestZstdRawFrame(t *testing.T) {
 		if !bytes.Equal(got, src) {
 			t.Fatalf("%d bytes: decoded bytes differ", n)
 		}
-		// A chunk one byte shorter than the frame says must not decode.
+		// A chunk one byte shorter than the frame's content size must not
+		// decode.
 		if n > 0 {
 			if _, err := codec.Decode(make([]byte, n-1), frame); err == nil {
 				t.Errorf("%d bytes: decoding into %d bytes succeeded", n, n-1)

@@ -50,11 +50,11 @@ func createChunk(path string, direct bool) (fd int, isDirect bool, err error) {
 }
 
 // writeChunkFile creates path, writes data to it and syncs it, so the
-// file is durable when it returns (its directory entry is synced by the
-// caller). With direct set and data block-aligned in memory, the bulk
-// goes through O_DIRECT, skipping the page cache; the last partial block
-// goes through tail, a block-aligned scratch block of blockSize bytes,
-// and the file is truncated to its length afterwards.
+// file is durable when it returns. The caller syncs its directory entry.
+// With direct set and data block-aligned in memory, the bulk goes through
+// O_DIRECT, skipping the page cache. The last partial block then goes
+// through tail, a block-aligned scratch block of blockSize bytes, and the
+// file is truncated to its length afterwards.
 func writeChunkFile(path string, data []byte, direct bool, tail []byte) error {
 	fd, isDirect, err := createChunk(path, direct && aligned(data))
 	if err != nil {
@@ -167,13 +167,13 @@ func openChunk(path string, direct bool) (chunkFile, error) {
 func (f chunkFile) close() { unix.Close(f.fd) }
 
 // readInto fills dst with the file's first len(dst) bytes. Through
-// O_DIRECT the bulk lands straight in dst when dst is block-aligned;
-// the last partial block goes through tail (blockSize aligned bytes),
-// so no byte past len(dst) is written. Unaligned dst falls back to
-// plain reads.
+// O_DIRECT, the bulk lands straight in dst when dst is block-aligned. The
+// last partial block goes through tail (blockSize aligned bytes), so no
+// byte past len(dst) is written. An unaligned dst is filled through tail
+// one block at a time.
 func (f chunkFile) readInto(dst []byte, tail []byte) error {
 	if int64(len(dst)) > f.size {
-		return fmt.Errorf("file holds %d bytes, need %d", f.size, len(dst))
+		return fmt.Errorf("the file is %d bytes, shorter than the %d to read", f.size, len(dst))
 	}
 	if !f.direct || !aligned(dst) {
 		if f.direct {

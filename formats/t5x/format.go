@@ -52,11 +52,12 @@ type Options struct {
 	DirectWrite  bool
 	BufferedRead bool
 	// MinSavings is the fraction of its bytes that compressing a chunk
-	// must save, judged on samples, for Save to compress it; a chunk that
+	// must save, judged on samples, for Save to compress it. A chunk that
 	// saves less is written as stored (uncompressed) blocks of the
 	// codec's format, which any decoder reads and which cost little CPU
-	// to write and read. Zero means DefaultMinSavings (3 %); a value
-	// above 1 stores every chunk. See chunkEncoder for the trade-off.
+	// to write and read. Zero means DefaultMinSavings (3 %), and a value
+	// above 1 stores every chunk. The comment on DefaultMinSavings gives
+	// the trade-off.
 	MinSavings float64
 	// EncodeEveryChunk sends every chunk through the codec, whatever it
 	// saves, overriding MinSavings.
@@ -97,6 +98,7 @@ func New(opts Options) (*Format, error) {
 	if err != nil {
 		return nil, fmt.Errorf("t5x: %w", err)
 	}
+
 	switch {
 	case opts.IOConcurrency < 0:
 		return nil, fmt.Errorf("t5x: IOConcurrency %d is negative; use 0 for the default of %d", opts.IOConcurrency, DefaultIOConcurrency)
@@ -107,6 +109,10 @@ func New(opts Options) (*Format, error) {
 	case opts.ChunkBytes < 0:
 		return nil, fmt.Errorf("t5x: ChunkBytes %d is negative; use 0 for the default of %d", opts.ChunkBytes, DefaultChunkBytes)
 	}
+	if opts.RestoreDType != tensor.Invalid && !isFloat(opts.RestoreDType) {
+		return nil, fmt.Errorf("t5x: RestoreDType %v is not a floating-point dtype; want float16, bfloat16, float32 or float64", opts.RestoreDType)
+	}
+
 	if opts.IOConcurrency == 0 {
 		opts.IOConcurrency = DefaultIOConcurrency
 	}
@@ -119,9 +125,7 @@ func New(opts Options) (*Format, error) {
 	if opts.MinSavings == 0 {
 		opts.MinSavings = DefaultMinSavings
 	}
-	if opts.RestoreDType != tensor.Invalid && !isFloat(opts.RestoreDType) {
-		return nil, fmt.Errorf("t5x: RestoreDType %v is not a floating-point dtype; want float16, bfloat16, float32 or float64", opts.RestoreDType)
-	}
+
 	encoder, err := newChunkEncoder(codec, opts.MinSavings, opts.EncodeEveryChunk)
 	if err != nil {
 		return nil, fmt.Errorf("t5x: %w", err)

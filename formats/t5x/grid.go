@@ -61,8 +61,8 @@ func product(dims []int64) int64 {
 
 // contiguousOffset returns the element offset of the box at origin with
 // the given extent inside a C-order array of shape, and whether the box is
-// one contiguous run of memory there. It is when the dimensions before
-// some dimension k have extent 1 and those after k are full.
+// one contiguous run of memory there. That holds when the dimensions
+// before some dimension k have extent 1 and those after k are full.
 func contiguousOffset(shape, origin, extent []int64) (int64, bool) {
 	offset := int64(0)
 	for i := range shape {
@@ -83,9 +83,9 @@ func contiguousOffset(shape, origin, extent []int64) (int64, bool) {
 // copyBox copies a box of elements between two C-order arrays: the box
 // of the given extent at srcOrigin in src (shape srcShape) goes to
 // dstOrigin in dst (shape dstShape). Trailing dimensions that both arrays
-// hold in full merge into one run, so copyRun sees the longest contiguous
-// pieces possible; copyRun receives matching dst and src runs of the same
-// element count, in bytes of dstSize and srcSize per element.
+// cover in full merge into one run, so copyRun gets the longest contiguous
+// pieces possible. Each call of copyRun receives a dst run and a src run
+// of the same element count, of dstSize and srcSize bytes per element.
 func copyBox(dst []byte, dstShape, dstOrigin []int64, dstSize int64,
 	src []byte, srcShape, srcOrigin []int64, srcSize int64,
 	extent []int64, copyRun func(dst, src []byte)) {

@@ -53,9 +53,9 @@ const maxIndexDepth = 64
 type Index struct {
 	Version int
 	Arrays  []Array
-	// EveryChunkStored, recorded as "every_chunk_stored", says that the
+	// EveryChunkStored, recorded as "every_chunk_stored", means that the
 	// writer stored every chunk, so a missing chunk file means lost data
-	// rather than a chunk of the fill value. Save sets it; TensorStore
+	// rather than a chunk of the fill value. Save sets it. TensorStore
 	// omits chunks equal to the fill value, so foreign indexes lack it.
 	EveryChunkStored bool
 }
@@ -102,10 +102,11 @@ func checkArrayPath(p string) error {
 	return nil
 }
 
-// Validate checks that the index can be restored and written again:
-// unique names, none nested under another in the parameter tree, unique
-// paths inside the checkpoint that do not nest one array inside another
-// (zarr v2 arrays hold no children), and valid dtypes and shapes.
+// Validate checks that the index can be restored and written again. Names
+// must be unique and none may nest under another in the parameter tree.
+// Paths must be unique, inside the checkpoint, and must not nest one array
+// inside another, because a zarr v2 array has no children. Dtypes and
+// shapes must be valid.
 func (ix *Index) Validate() error {
 	names := make(map[string]bool, len(ix.Arrays))
 	byPath := make(map[string]string, len(ix.Arrays))
@@ -170,6 +171,7 @@ func (ix *Index) MarshalBinary() ([]byte, error) {
 			return nil, err
 		}
 	}
+
 	var buf bytes.Buffer
 	e := &encoder{enc: msgpack.NewEncoder(&buf)}
 	e.enc.UseCompactInts(true)

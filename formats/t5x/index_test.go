@@ -90,7 +90,7 @@ func TestIndexRoundTrip(t *testing.T) {
 	}
 }
 
-// TestIndexLayout checks the msgpack structure a generic decoder sees:
+// TestIndexLayout checks the msgpack structure a generic decoder returns:
 // T5X's version, the nested parameter tree under optimizer/target and
 // TensorStore specs at its leaves.
 func TestIndexLayout(t *testing.T) {

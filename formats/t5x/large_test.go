@@ -15,9 +15,9 @@ import (
 const largeEnv = "CKPTBENCH_LARGE"
 
 // TestLargeTensor round-trips a float16 tensor of 2 GiB + 128 KiB, past
-// every 32-bit offset and Linux's 2 GiB limit per read or write call:
-// once with T5X's 64 MiB chunks, which cut both dimensions (40 column
-// blocks of [3277 8192]), and once as a single chunk.
+// every 32-bit offset and Linux's 2 GiB limit per read or write call. It
+// runs once with T5X's 64 MiB chunks, which cut both dimensions (40
+// column blocks of [3277 8192]), and once as a single chunk.
 func TestLargeTensor(t *testing.T) {
 	if testing.Short() || os.Getenv(largeEnv) != "1" {
 		t.Skipf("set %s=1 (and do not pass -short) to round-trip a 2 GiB tensor; it needs about 5 GiB of memory", largeEnv)

@@ -25,7 +25,7 @@ type loadArray struct {
 	stored int64 // bytes per element on disk
 	out    int64 // bytes per element in memory
 	// run copies runs of elements from a chunk into the tensor, converting
-	// the dtype when RestoreDType asks for a cast.
+	// the dtype when RestoreDType requests a cast.
 	run  func(dst, src []byte)
 	cast bool
 	fill []byte // one element of the fill value, in the tensor's dtype
@@ -33,9 +33,9 @@ type loadArray struct {
 }
 
 // Load reads the checkpoint directory at src. The index gives the tensors,
-// their order, and each one's array; each array's .zarray gives the
-// chunking and compressor actually used, whatever the index recorded,
-// and must agree with the index on shape and dtype.
+// their order and the array of each. Each array's .zarray gives the
+// chunking and compressor actually used, whatever the index recorded, and
+// must agree with the index on shape and dtype.
 //
 // All tensors live in one block of memory from StateDict.Alloc, each
 // starting on a block boundary, which the state dict releases on Close. Chunks are
@@ -134,6 +134,7 @@ func (f *Format) openArray(root string, e Array) (*loadArray, error) {
 	if stored != e.DType {
 		return nil, fmt.Errorf("t5x: tensor %q: array %s stores %s, but the index records %s; the checkpoint is inconsistent", e.Name, dir, stored, e.DType)
 	}
+
 	codec, err := zarr.CodecFromMetadata(md.Compressor)
 	if err != nil {
 		return nil, fmt.Errorf("t5x: tensor %q: array %s: %w; re-save the array with gzip, zstd or no compressor", e.Name, dir, err)
@@ -142,6 +143,7 @@ func (f *Format) openArray(root string, e Array) (*loadArray, error) {
 	if err != nil {
 		return nil, fmt.Errorf("t5x: tensor %q: array %s: %w", e.Name, dir, err)
 	}
+
 	out := f.outDType(stored)
 	a := &loadArray{
 		entry:  e,
@@ -194,7 +196,7 @@ func (f *Format) readChunk(p *pipeline, a *loadArray, linear int64, requireChunk
 		cf, err := openChunk(file, direct)
 		if errors.Is(err, unix.ENOENT) {
 			if requireChunks {
-				return cf, false, fail(fmt.Errorf("the file is missing, but the index says every chunk was stored: the checkpoint lost data"))
+				return cf, false, fail(fmt.Errorf("the file is missing, but the index records that every chunk was stored, so the checkpoint lost data"))
 			}
 			copyBox(a.t.Data, a.t.Shape, origin, a.out, nil, extent, zeros, 0, extent,
 				func(dst, _ []byte) { fillElements(dst, a.fill) })
@@ -205,7 +207,7 @@ func (f *Format) readChunk(p *pipeline, a *loadArray, linear int64, requireChunk
 		}
 		if raw && cf.size != chunkBytes {
 			cf.close()
-			return cf, false, fail(fmt.Errorf("the file holds %d bytes, but an uncompressed chunk of %v %s holds %d; the file is truncated or not part of this array", cf.size, a.grid.chunks, a.md.DType, chunkBytes))
+			return cf, false, fail(fmt.Errorf("the file is %d bytes, but an uncompressed chunk of %v %s is %d bytes; the file is truncated or belongs to another array", cf.size, a.grid.chunks, a.md.DType, chunkBytes))
 		}
 		return cf, true, nil
 	}
@@ -276,7 +278,7 @@ func (f *Format) readChunk(p *pipeline, a *loadArray, linear int64, requireChunk
 					return fail(err)
 				}
 				if int64(len(out)) != chunkBytes {
-					return fail(fmt.Errorf("%w: it decodes to %d bytes, but a chunk of %v %s holds %d; the file is truncated or not part of this array", zarr.ErrChunkSize, len(out), a.grid.chunks, a.md.DType, chunkBytes))
+					return fail(fmt.Errorf("%w: it decodes to %d bytes, but a chunk of %v %s is %d bytes; the file is truncated or belongs to another array", zarr.ErrChunkSize, len(out), a.grid.chunks, a.md.DType, chunkBytes))
 				}
 				if decodeInto {
 					return nil

@@ -103,7 +103,7 @@ func TestLoadRejectsDamage(t *testing.T) {
 		}, []string{"q_proj.weight", ".zarray"}},
 		{"truncated raw chunk", "raw", func(t *testing.T, path string) {
 			os.Truncate(filepath.Join(path, q, "0.0"), 100)
-		}, []string{"q_proj.weight", "0.0", "holds 100 bytes", "truncated"}},
+		}, []string{"q_proj.weight", "0.0", "is 100 bytes", "truncated"}},
 		{"corrupt gzip chunk", "gzip", func(t *testing.T, path string) {
 			os.WriteFile(filepath.Join(path, q, "0.0"), []byte("not gzip"), 0o644)
 		}, []string{"q_proj.weight", "0.0", "gzip"}},

@@ -14,9 +14,9 @@ import (
 // ParseIndex decodes and validates a msgpack index written by Save or by
 // a T5X-style writer. Errors wrap ErrIndex and name the offending entry.
 //
-// It reads the parameter tree under "optimizer"/"target"; a map that holds
-// "driver", "kvstore" and "metadata" is an array spec (T5X's own test),
-// any other map is a subtree. The array path comes from
+// It reads the parameter tree under "optimizer"/"target". A map with the
+// keys "driver", "kvstore" and "metadata" is an array spec (T5X's own
+// test), and any other map is a subtree. The array path comes from
 // spec.kvstore.path, or spec.path as TensorStore before 0.1.14 wrote it.
 // Other top-level keys (T5X's optimizer "state", "step") are ignored.
 // Parameters stored inline in the index, which T5X does for unpartitioned
@@ -34,6 +34,7 @@ func ParseIndex(b []byte) (*Index, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: top level is %s, want a map", ErrIndex, kindOf(v))
 	}
+
 	ix := &Index{}
 	version, ok := toInt(root.get("version"))
 	if !ok {
@@ -43,6 +44,7 @@ func ParseIndex(b []byte) (*Index, error) {
 		return nil, fmt.Errorf("%w: version %d is not supported; only version %d (bfloat16 stored as bfloat16) is", ErrIndex, version, IndexVersion)
 	}
 	ix.Version = int(version)
+
 	optimizer, ok := root.get("optimizer").(*orderedMap)
 	if !ok {
 		return nil, fmt.Errorf("%w: \"optimizer\" is %s, want a map holding the parameter tree under \"target\"", ErrIndex, kindOf(root.get("optimizer")))
@@ -54,6 +56,7 @@ func ParseIndex(b []byte) (*Index, error) {
 	if err := ix.collect(target, nil); err != nil {
 		return nil, err
 	}
+
 	switch v := root.get("every_chunk_stored").(type) {
 	case nil:
 	case bool:
@@ -116,6 +119,7 @@ func parseSpec(name string, spec *orderedMap) (Array, error) {
 	if a.DType, err = tensor.ParseDType(dtype); err != nil {
 		return a, err
 	}
+
 	pathValue := spec.get("path")
 	if kv := spec.get("kvstore"); kv != nil {
 		kvstore, ok := kv.(*orderedMap)
@@ -130,6 +134,7 @@ func parseSpec(name string, spec *orderedMap) (Array, error) {
 	if a.Path, ok = pathValue.(string); !ok {
 		return a, fmt.Errorf("array path is %s, want a string", kindOf(pathValue))
 	}
+
 	md, ok := spec.get("metadata").(*orderedMap)
 	if !ok {
 		return a, fmt.Errorf("metadata is %s, want a map", kindOf(spec.get("metadata")))
@@ -166,7 +171,7 @@ func (ix *Index) reorder(v any) error {
 	for _, item := range list {
 		name, ok := item.(string)
 		if !ok {
-			return fmt.Errorf("%w: \"tensor_order\" holds %s, want tensor names", ErrIndex, describe(item))
+			return fmt.Errorf("%w: \"tensor_order\" contains %s, want tensor names", ErrIndex, describe(item))
 		}
 		i, ok := at[name]
 		if !ok {

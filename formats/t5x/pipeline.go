@@ -6,9 +6,9 @@ import (
 	"sync/atomic"
 )
 
-// pipeline runs the two stages of a save or load: CPU tasks (gather,
-// encode, decode, scatter) on one goroutine per core, and I/O tasks on
-// IOConcurrency goroutines, each I/O goroutine with its own block-aligned
+// pipeline runs the two stages of a save or load. CPU tasks (gather,
+// encode, decode, scatter) run on one goroutine per core, and I/O tasks on
+// IOConcurrency goroutines. Each I/O goroutine has its own block-aligned
 // scratch block for the partial last block of O_DIRECT transfers.
 //
 // The first error cancels ctx. Tasks still run after that, so each can
@@ -23,7 +23,7 @@ type pipeline struct {
 	pending sync.WaitGroup // tasks submitted and not finished
 	workers sync.WaitGroup
 	tails   []byte
-	peak    *atomic.Int64 // where wait stores the pool's peak, if set
+	peak    *atomic.Int64 // destination of the pool's peak in wait, or nil
 
 	mu  sync.Mutex
 	err error
@@ -87,9 +87,9 @@ func (p *pipeline) fail(err error) {
 func (p *pipeline) failed() bool { return p.ctx.Err() != nil }
 
 // goIO runs task on an I/O goroutine, waiting for one to be free. Tasks
-// of either kind may submit more tasks; only one kind may wait on the
-// other (save: CPU tasks feed I/O; load: I/O tasks feed CPU), or the two
-// stages could block each other.
+// of either kind may submit more tasks, but only one kind may wait on the
+// other, or the two stages could block each other. In a save, CPU tasks
+// feed I/O tasks, and in a load, I/O tasks feed CPU tasks.
 func (p *pipeline) goIO(task func(tail []byte) error) {
 	p.pending.Add(1)
 	p.io <- task

@@ -38,12 +38,13 @@ func (a *saveArray) finish() error {
 	return nil
 }
 
-// Save writes sd to dst as a T5X-style checkpoint directory; see the
-// package comment for the layout. Everything is written under
-// iox.TempPath(dst): the .zarray files and the chunks of every tensor
-// concurrently, each file synced, then every directory, and the index
-// last; iox.Commit then publishes the directory at dst. If any step
-// fails, the temporary directory is removed and dst is left as it was.
+// Save writes sd to dst as a T5X-style checkpoint directory, laid out as
+// the package comment describes. Everything is written under
+// iox.TempPath(dst). The .zarray files and the chunks of every tensor go
+// first, concurrently, each file synced, then every directory is synced
+// and the index written last. iox.Commit then publishes the directory at
+// dst. If any step fails, the temporary directory is removed and dst is
+// left as it was.
 func (f *Format) Save(dst string, sd *tensor.StateDict) (err error) {
 	if err := sd.Validate(); err != nil {
 		return fmt.Errorf("t5x: save %s: %w", dst, err)
@@ -168,10 +169,10 @@ func (f *Format) writeArrays(p *pipeline, arrays []*saveArray, parents map[strin
 }
 
 // writeChunk submits chunk number linear of a. A chunk that is a
-// contiguous run of the tensor's memory is written from there; any other
-// is first gathered into a buffer, and compressed chunks are encoded into
-// a buffer on a CPU goroutine. The chunk's bytes count against the byte
-// budget until its file is synced.
+// contiguous run of the tensor's memory is written from there. Any other
+// is first gathered into a buffer on a CPU goroutine, which also encodes
+// compressed chunks into a buffer. The chunk's bytes count against the
+// byte budget until its file is synced.
 func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) {
 	idx := a.grid.chunkIndex(linear)
 	origin, extent := a.grid.region(idx)
