@@ -16,6 +16,13 @@
 // torch.jit.save writes, but not the pickle-based zips of Python's
 // torch.save. The tests check all of these claims with llama-venv's torch.
 //
+// libtorch 2.1.0 does not check the CRC-32 that the zip directory stores
+// for each record, so a flipped bit in a record loads without error (the
+// tests show it). Verify checks every record's CRC-32 and size against
+// the pickled module in pure Go, also in builds without libtorch. Load
+// with Options.VerifyOnLoad checks the archive's structure before
+// libtorch reads it, then each loaded tensor against its record's CRC-32.
+//
 // The package needs the torch build tag and a libtorch configured by
 // scripts/gotch/setup.sh; built without it, Save and Load return
 // ErrNoLibtorch.
@@ -31,7 +38,9 @@ import (
 var ErrNoLibtorch = errors.New("torchsave: built without libtorch; run scripts/gotch/setup.sh, source build/gotch.env and rebuild (it sets -tags=torch)")
 
 // Format is the torchsave checkpoint format. Its zero value is ready to use.
-type Format struct{}
+type Format struct {
+	opts Options
+}
 
 var _ formats.Format = Format{}
 

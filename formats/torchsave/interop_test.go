@@ -165,6 +165,7 @@ func TestPythonInterop(t *testing.T) {
 			described[i] = describe(x)
 		}
 		compareTensors(t, r.Tensors, described)
+		checkVerifiesJitSave(t, jitFile)
 	})
 
 	t.Run("Load rejects torch.save", func(t *testing.T) {

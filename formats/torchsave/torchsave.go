@@ -163,10 +163,18 @@ func syncFile(path string) error {
 
 // Load reads a TorchScript archive into CPU memory. The returned tensors
 // alias the memory of libtorch tensors, which Close frees.
-func (Format) Load(path string) (*tensor.StateDict, error) {
+func (f Format) Load(path string) (*tensor.StateDict, error) {
 	// libtorch reports a missing file as a zip error; name the cause.
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("torchsave: load: %w", err)
+	}
+	var a *archive
+	if f.opts.VerifyOnLoad {
+		var err error
+		if a, err = readArchive(path); err != nil {
+			return nil, err
+		}
+		defer a.zip.Close()
 	}
 
 	runtime.LockOSThread()
@@ -210,6 +218,12 @@ func (Format) Load(path string) (*tensor.StateDict, error) {
 			return nil, fmt.Errorf("torchsave: load %s: %w", path, err)
 		}
 		sd.Add(t)
+	}
+	if a != nil {
+		if err := checkLoaded(a, sd); err != nil {
+			sd.Close()
+			return nil, err
+		}
 	}
 	return sd, nil
 }

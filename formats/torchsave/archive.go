@@ -1,0 +1,388 @@
+package torchsave
+
+import (
+	"archive/zip"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"path"
+	"strings"
+
+	"github.com/nlpodyssey/gopickle/pickle"
+	"github.com/nlpodyssey/gopickle/types"
+
+	"ckptbench/formats"
+	"ckptbench/tensor"
+)
+
+// maxPickleBytes bounds the data.pkl record that readArchive reads into
+// memory. The pickle of OpenLLaMA-3B's 237 tensors is about 25 KB.
+const maxPickleBytes = 64 << 20
+
+// archive is the structure of a TorchScript archive, read in pure Go
+// from its zip central directory and its data.pkl, without libtorch.
+type archive struct {
+	path string
+	zip  *zip.ReadCloser
+	// prefix is the folder that contains every record.
+	prefix string
+	// tensors are the module's parameters in pickle order, named as
+	// libtorch names them: nested modules' names joined with ".".
+	tensors []archiveTensor
+	// records maps each storage key to its record, data/<key>.
+	records map[string]*zip.File
+}
+
+// archiveTensor is one parameter as data.pkl describes it: a view of a
+// storage record.
+type archiveTensor struct {
+	name    string
+	storage *archiveStorage
+	offset  int64 // in elements of the storage
+	shape   []int64
+	stride  []int64
+}
+
+// archiveStorage is a storage that data.pkl refers to by key.
+type archiveStorage struct {
+	key   string
+	dtype tensor.DType
+	numel int64
+}
+
+// readArchive opens the archive at path and parses its data.pkl. It reads
+// the central directory and the pickle only, not the tensor records. The
+// caller closes a.zip.
+func readArchive(path string) (*archive, error) {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return nil, fmt.Errorf("torchsave: %s is not a readable zip archive (%w); the file is truncated or damaged, so restore it from a copy or re-save it", path, err)
+	}
+	a := &archive{path: path, zip: zr, records: make(map[string]*zip.File)}
+	if err := a.parse(); err != nil {
+		zr.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// parse finds the archive's records and decodes data.pkl.
+func (a *archive) parse() error {
+	var pkl *zip.File
+	for _, f := range a.zip.File {
+		prefix, rest, ok := strings.Cut(f.Name, "/")
+		if !ok {
+			return fmt.Errorf("torchsave: %s: record %q is not inside the archive's folder; this is not a TorchScript archive", a.path, f.Name)
+		}
+		if a.prefix == "" {
+			a.prefix = prefix
+		} else if prefix != a.prefix {
+			return fmt.Errorf("torchsave: %s: records %q and %q are in different folders; this is not a TorchScript archive", a.path, a.prefix+"/", f.Name)
+		}
+		switch {
+		case rest == "data.pkl":
+			pkl = f
+		case strings.HasPrefix(rest, "data/"):
+			a.records[strings.TrimPrefix(rest, "data/")] = f
+		}
+	}
+
+	if pkl == nil {
+		return fmt.Errorf("torchsave: %s has no data.pkl record; the file is damaged or not a TorchScript archive", a.path)
+	}
+	if pkl.UncompressedSize64 > maxPickleBytes {
+		return fmt.Errorf("torchsave: %s: %s has %d bytes, more than the %d this reader accepts; the file is damaged", a.path, pkl.Name, pkl.UncompressedSize64, maxPickleBytes)
+	}
+	r, err := pkl.Open()
+	if err != nil {
+		return fmt.Errorf("torchsave: %s: open %s: %w", a.path, pkl.Name, err)
+	}
+	defer r.Close()
+	// Read the whole record first, so that the zip reader checks its
+	// CRC-32 before the pickle is trusted.
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("torchsave: %s: read %s: %w; the file is damaged, so restore it from a copy or re-save it", a.path, pkl.Name, checksumError(err))
+	}
+	if a.tensors, err = decodeModule(b); err != nil {
+		return fmt.Errorf("torchsave: %s: %s: %w; the file is damaged or was not written by libtorch's serializer", a.path, pkl.Name, err)
+	}
+	return nil
+}
+
+// record returns the record of t's storage and checks its size against
+// the pickle.
+func (a *archive) record(t archiveTensor) (*zip.File, error) {
+	s := t.storage
+	f, ok := a.records[s.key]
+	if !ok {
+		return nil, fmt.Errorf("torchsave: %s: tensor %q: record %s/data/%s is missing; the file is damaged, so restore it from a copy or re-save it", a.path, t.name, a.prefix, s.key)
+	}
+	want := uint64(s.numel) * uint64(s.dtype.Size())
+	if f.UncompressedSize64 != want {
+		return nil, fmt.Errorf("torchsave: %s: tensor %q: record %s has %d bytes, but data.pkl describes %d elements of %s (%d bytes); the file is damaged, so restore it from a copy or re-save it", a.path, t.name, f.Name, f.UncompressedSize64, s.numel, s.dtype, want)
+	}
+	if end, ok := viewEnd(t); !ok || end > s.numel {
+		return nil, fmt.Errorf("torchsave: %s: tensor %q: shape %v with stride %v at offset %d does not fit in the %d elements of record %s; the file is damaged", a.path, t.name, t.shape, t.stride, t.offset, s.numel, f.Name)
+	}
+	return f, nil
+}
+
+// viewEnd returns one past the last storage element that t's view
+// reaches, or false when that overflows.
+func viewEnd(t archiveTensor) (int64, bool) {
+	end := t.offset + 1
+	for i, d := range t.shape {
+		if d == 0 {
+			return t.offset, true
+		}
+		if t.stride[i] < 0 || d-1 > 0 && t.stride[i] > (math.MaxInt64-end)/(d-1) {
+			return 0, false
+		}
+		end += (d - 1) * t.stride[i]
+	}
+	return end, true
+}
+
+// coversStorage reports whether t is its whole storage in C order, so its
+// bytes are exactly the record's.
+func (t archiveTensor) coversStorage() bool {
+	if t.offset != 0 {
+		return false
+	}
+	n, step := int64(1), int64(1)
+	for i := len(t.shape) - 1; i >= 0; i-- {
+		if t.shape[i] != 1 && t.stride[i] != step {
+			return false
+		}
+		step *= t.shape[i]
+		n *= t.shape[i]
+	}
+	return n == t.storage.numel
+}
+
+// checksumError marks a CRC-32 mismatch reported by archive/zip as
+// ErrChecksum too.
+func checksumError(err error) error {
+	if errors.Is(err, zip.ErrChecksum) {
+		return fmt.Errorf("%w: the bytes differ from the CRC-32 in the zip directory (%w)", formats.ErrChecksum, err)
+	}
+	return err
+}
+
+// decodeModule decodes data.pkl, which pickles the module: a __torch__
+// class whose state maps each attribute name to a tensor, a nested
+// module or another value.
+func decodeModule(b []byte) (tensors []archiveTensor, err error) {
+	// gopickle can panic on malformed input.
+	defer func() {
+		if p := recover(); p != nil {
+			tensors, err = nil, fmt.Errorf("the pickle is malformed: %v", p)
+		}
+	}()
+	u := pickle.NewUnpickler(strings.NewReader(string(b)))
+	storages := make(map[string]*archiveStorage)
+	u.FindClass = findClass
+	u.PersistentLoad = func(pid any) (any, error) { return loadStorage(pid, storages) }
+	v, err := u.Load()
+	if err != nil {
+		return nil, err
+	}
+	root, ok := v.(*moduleObject)
+	if !ok {
+		return nil, fmt.Errorf("the pickle contains %T, not a TorchScript module", v)
+	}
+	var out []archiveTensor
+	if err := root.collect("", &out, 0); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// findClass resolves the GLOBALs of a TorchScript module pickle and
+// rejects any other, so no pickle can build arbitrary objects.
+func findClass(module, name string) (any, error) {
+	switch {
+	case module == "__torch__" || strings.HasPrefix(module, "__torch__."):
+		return moduleClass{}, nil
+	case module == "torch._utils" && name == "_rebuild_tensor_v2":
+		return callable(rebuildTensor), nil
+	case module == "torch" && strings.HasSuffix(name, "Storage"):
+		if d, ok := storageDTypes[name]; ok {
+			return storageClass{dtype: d}, nil
+		}
+		return nil, fmt.Errorf("storage type torch.%s is not supported", name)
+	}
+	return nil, fmt.Errorf("unexpected class %s.%s in a module pickle", module, name)
+}
+
+// storageDTypes maps torch's typed storage classes to dtypes.
+var storageDTypes = map[string]tensor.DType{
+	"HalfStorage":     tensor.Float16,
+	"BFloat16Storage": tensor.BFloat16,
+	"FloatStorage":    tensor.Float32,
+	"DoubleStorage":   tensor.Float64,
+	"CharStorage":     tensor.Int8,
+	"ByteStorage":     tensor.Uint8,
+	"IntStorage":      tensor.Int32,
+	"LongStorage":     tensor.Int64,
+	"BoolStorage":     tensor.Bool,
+}
+
+type storageClass struct{ dtype tensor.DType }
+
+// moduleClass is the value of a __torch__ GLOBAL; NEWOBJ instantiates it.
+type moduleClass struct{}
+
+func (moduleClass) PyNew(args ...any) (any, error) { return &moduleObject{}, nil }
+
+// moduleObject is a pickled TorchScript module; BUILD sets its state.
+type moduleObject struct {
+	state *types.Dict
+}
+
+func (m *moduleObject) PySetState(state any) error {
+	d, ok := state.(*types.Dict)
+	if !ok {
+		return fmt.Errorf("module state is %T, not a dict", state)
+	}
+	m.state = d
+	return nil
+}
+
+// maxModuleDepth bounds the nesting of modules that collect follows.
+const maxModuleDepth = 64
+
+// collect appends the tensors of m, and of its nested modules with their
+// names joined by ".", to out.
+func (m *moduleObject) collect(prefix string, out *[]archiveTensor, depth int) error {
+	if depth > maxModuleDepth {
+		return fmt.Errorf("modules nest more than %d deep", maxModuleDepth)
+	}
+	if m.state == nil {
+		return nil
+	}
+	for _, e := range *m.state {
+		key, ok := e.Key.(string)
+		if !ok {
+			return fmt.Errorf("module attribute %v is not named by a string", e.Key)
+		}
+		name := key
+		if prefix != "" {
+			name = prefix + "." + key
+		}
+		switch v := e.Value.(type) {
+		case *archiveTensor:
+			t := *v
+			t.name = name
+			*out = append(*out, t)
+		case *moduleObject:
+			if err := v.collect(name, out, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// callable adapts a function to gopickle's types.Callable, which REDUCE
+// calls.
+type callable func(args ...any) (any, error)
+
+func (c callable) Call(args ...any) (any, error) { return c(args...) }
+
+// loadStorage resolves a storage reference, the tuple ("storage", storage
+// class, key, location, numel).
+func loadStorage(pid any, storages map[string]*archiveStorage) (any, error) {
+	t, ok := pid.(*types.Tuple)
+	if !ok || t.Len() != 5 {
+		return nil, fmt.Errorf("persistent ID %v is not a storage reference", pid)
+	}
+	if kind, _ := t.Get(0).(string); kind != "storage" {
+		return nil, fmt.Errorf("persistent ID of kind %v is not a storage", t.Get(0))
+	}
+	class, ok := t.Get(1).(storageClass)
+	if !ok {
+		return nil, fmt.Errorf("storage reference names %v, not a torch storage class", t.Get(1))
+	}
+	key, ok := t.Get(2).(string)
+	if !ok || key == "" || path.Base(key) != key {
+		return nil, fmt.Errorf("storage key %v is not a record name", t.Get(2))
+	}
+	numel, err := toInt64(t.Get(4))
+	if err != nil || numel < 0 || numel > math.MaxInt64/int64(class.dtype.Size()) {
+		return nil, fmt.Errorf("storage %s: invalid size %v", key, t.Get(4))
+	}
+	if s, ok := storages[key]; ok {
+		if s.dtype != class.dtype || s.numel != numel {
+			return nil, fmt.Errorf("storage %s is referred to as %d elements of %s and as %d of %s", key, s.numel, s.dtype, numel, class.dtype)
+		}
+		return s, nil
+	}
+	s := &archiveStorage{key: key, dtype: class.dtype, numel: numel}
+	storages[key] = s
+	return s, nil
+}
+
+// rebuildTensor replaces torch._utils._rebuild_tensor_v2(storage,
+// storage_offset, size, stride, requires_grad, backward_hooks).
+func rebuildTensor(args ...any) (any, error) {
+	if len(args) < 4 {
+		return nil, fmt.Errorf("_rebuild_tensor_v2 got %d arguments, want at least 4", len(args))
+	}
+	s, ok := args[0].(*archiveStorage)
+	if !ok {
+		return nil, fmt.Errorf("_rebuild_tensor_v2: first argument %v is not a storage", args[0])
+	}
+	offset, err := toInt64(args[1])
+	if err != nil || offset < 0 {
+		return nil, fmt.Errorf("_rebuild_tensor_v2: invalid storage offset %v", args[1])
+	}
+	shape, err := toInt64s(args[2])
+	if err != nil {
+		return nil, fmt.Errorf("_rebuild_tensor_v2: invalid size: %w", err)
+	}
+	stride, err := toInt64s(args[3])
+	if err != nil {
+		return nil, fmt.Errorf("_rebuild_tensor_v2: invalid stride: %w", err)
+	}
+	if len(shape) != len(stride) {
+		return nil, fmt.Errorf("_rebuild_tensor_v2: size %v and stride %v differ in length", shape, stride)
+	}
+	for _, d := range shape {
+		if d < 0 {
+			return nil, fmt.Errorf("_rebuild_tensor_v2: size %v has a negative dimension", shape)
+		}
+	}
+	return &archiveTensor{storage: s, offset: offset, shape: shape, stride: stride}, nil
+}
+
+func toInt64(v any) (int64, error) {
+	switch v := v.(type) {
+	case int:
+		return int64(v), nil
+	case *big.Int:
+		if v.IsInt64() {
+			return v.Int64(), nil
+		}
+	}
+	return 0, fmt.Errorf("%v is not an integer that fits in int64", v)
+}
+
+func toInt64s(v any) ([]int64, error) {
+	t, ok := v.(*types.Tuple)
+	if !ok {
+		return nil, fmt.Errorf("%v is not a tuple", v)
+	}
+	out := make([]int64, t.Len())
+	for i := range out {
+		n, err := toInt64(t.Get(i))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n
+	}
+	return out, nil
+}
