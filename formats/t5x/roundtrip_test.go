@@ -77,3 +77,12 @@ func TestRoundTripAwkwardShapes(t *testing.T) {
 		}
 	}
 }
+
+func TestRoundTripEmptyStateDict(t *testing.T) {
+	want := &tensor.StateDict{}
+	got, dir := saveLoad(t, Options{}, want)
+	tensortest.Equal(t, want, got)
+	if _, err := os.Stat(filepath.Join(dir, IndexFile)); err != nil {
+		t.Errorf("an empty checkpoint has no index: %v", err)
+	}
+}
