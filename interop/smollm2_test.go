@@ -97,8 +97,8 @@ func TestSmolLM2WeightFilesAgree(t *testing.T) {
 // build, without the disk reference, whose loads return raw bytes.
 func goFormats(t *testing.T) []bench.Variant {
 	t.Helper()
-	// BENCH_FORMATS narrows the registry for benchmark runs; this test
-	// covers every format whatever the caller's environment selects.
+	// BENCH_FORMATS narrows the registry for benchmark runs, but this
+	// test covers every format whatever the caller's environment selects.
 	t.Setenv("BENCH_FORMATS", "")
 	all, err := bench.Variants()
 	if err != nil {
@@ -113,7 +113,7 @@ func goFormats(t *testing.T) []bench.Variant {
 		}
 	}
 	if len(out) == 0 {
-		t.Fatal("the bench registry holds no formats")
+		t.Fatal("the bench registry contains no formats")
 	}
 	t.Logf("formats: %s", strings.Join(ids, " "))
 	if !slices.ContainsFunc(out, func(v bench.Variant) bool { return v.Name() == "torchsave" }) {
@@ -177,24 +177,24 @@ func parseLines(t *testing.T, out []byte) []pyLine {
 
 // checkDigests reports every tensor that Python read differently from
 // want, compared by name because safetensors' reader returns names sorted.
-func checkDigests(t *testing.T, what string, want []digest, got []digest) {
+func checkDigests(t *testing.T, variant string, want []digest, got []digest) {
 	t.Helper()
 	byName := make(map[string]digest, len(got))
 	for _, g := range got {
 		byName[g.Name] = g
 	}
 	if len(got) != len(want) {
-		t.Errorf("%s: Python read %d tensors, want %d", what, len(got), len(want))
+		t.Errorf("%s: Python read %d tensors, want %d", variant, len(got), len(want))
 	}
 	for _, w := range want {
 		g, ok := byName[w.Name]
 		switch {
 		case !ok:
-			t.Errorf("%s: Python did not read tensor %s", what, w.Name)
+			t.Errorf("%s: Python did not read tensor %s", variant, w.Name)
 		case g.DType != w.DType || !slices.Equal(g.Shape, w.Shape):
-			t.Errorf("%s: tensor %s is %s %v in Python, want %s %v", what, w.Name, g.DType, g.Shape, w.DType, w.Shape)
+			t.Errorf("%s: tensor %s is %s %v in Python, want %s %v", variant, w.Name, g.DType, g.Shape, w.DType, w.Shape)
 		case g.SHA256 != w.SHA256:
-			t.Errorf("%s: tensor %s: Python read different bytes (SHA-256 %s, want %s)", what, w.Name, g.SHA256, w.SHA256)
+			t.Errorf("%s: tensor %s: Python read different bytes (SHA-256 %s, want %s)", variant, w.Name, g.SHA256, w.SHA256)
 		}
 	}
 }

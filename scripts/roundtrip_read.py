@@ -20,10 +20,10 @@ it picks the reader:
                its named parameters and buffers (formats/torchsave).
 
 Every --read runs in this one process, so torch, TensorStore and
-transformers are imported once. For each, the script prints one JSON line:
-the format, the paths, and every tensor read (name, dtype, shape and the
-SHA-256 of its little-endian C-order bytes), then writes OUT with
-safetensors.torch.save_file.
+transformers are imported once. For each, the script writes OUT with
+safetensors.torch.save_file and prints one JSON line: the format, the
+paths, and every tensor read (name, dtype, shape and the SHA-256 of its
+little-endian C-order bytes).
 
 With --config (the directory scripts/smollm2/convert.py wrote) and
 --against (weights in any form logits.py reads), it also runs logits.py's
@@ -32,9 +32,9 @@ for bit those from --against. The reference logits are computed once and
 printed first as {"against": ..., "logits": ...}. Each line then gains a
 "logits" object with logits.py's summary and "identical".
 
-Exits 1 when a checkpoint cannot be read or its logits differ, after
-trying every --read; each problem goes to standard error with the format
-and the checkpoint.
+The script tries every --read, then exits 1 if a checkpoint could not be
+read or its logits differ. Each problem goes to standard error with the
+format and the checkpoint.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def to_torch(array: np.ndarray) -> torch.Tensor:
     """Return a torch tensor with array's dtype and bytes.
 
     numpy has no bfloat16, so TensorStore returns bfloat16 as its own
-    2-byte numpy dtype; those bytes are reinterpreted through int16,
+    2-byte numpy dtype. Those bytes are reinterpreted through int16,
     because torch 2.1 has no uint16.
     """
     import tensorstore as ts
@@ -92,11 +92,11 @@ def dtype_name(tensor: torch.Tensor) -> str:
     return str(tensor.dtype).removeprefix("torch.")
 
 
-def inside(root: Path, relative: str, what: str) -> Path:
+def inside(root: Path, relative: str, source: str) -> Path:
     """Return root/relative, rejecting a path that is absolute or leaves root,
     because an index must only name arrays inside its own checkpoint."""
     if not isinstance(relative, str) or not relative or os.path.isabs(relative) or ".." in relative.split("/"):
-        raise ReadError(f"{what}: array path {relative!r} is not a relative path inside {root}; the index is damaged, so save the checkpoint again")
+        raise ReadError(f"{source}: array path {relative!r} is not a relative path inside {root}; the index is damaged, so save the checkpoint again")
     return root / relative
 
 
@@ -120,7 +120,7 @@ def open_arrays(specs: list[tuple[str, dict, list[int], str]]) -> "OrderedDict[s
         path = spec["kvstore"]["path"]
         try:
             opened.append(ts.open(spec, open=True, read=True, context=context).result())
-        except Exception as err:  # TensorStore raises ValueError and others; name the tensor.
+        except Exception as err:  # TensorStore raises ValueError and others, so name the tensor.
             raise ReadError(f"tensor {name}: TensorStore cannot open the array at {path}: {err}") from err
     futures = [store.read() for store in opened]
     tensors = OrderedDict()
@@ -313,19 +313,19 @@ def release_memory() -> None:
 
     Most of the model's tensors are a few MB, below glibc's mmap threshold,
     so malloc keeps them in its heap after they are freed. Without a trim,
-    the heap grows with every checkpoint read and every model built, and
-    eight checkpoints took the process past 2 GB.
+    the heap grew with every checkpoint read and every model built: eight
+    SmolLM2 checkpoints peaked at 2.2 GB, against 1.3 GB with it.
     """
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
+    except (OSError, AttributeError):  # not glibc, so there is nothing to trim
         pass
 
 
 def round_trip(fmt: str, ckpt: Path, out: Path, check: LogitsCheck | None) -> tuple[dict, str | None]:
-    """Read one checkpoint, write it to out and check its logits. Returns
-    the JSON line and a problem, or None."""
+    """Read one checkpoint, write it to out and check its logits, returning
+    the JSON line and the problem found, or None."""
     tensors = read_checkpoint(fmt, ckpt)
     line = {
         "format": fmt,
