@@ -71,9 +71,13 @@ func (f *Format) Codec() string { return f.codec.ID() }
 // TensorStore's file driver does by default. Then it syncs every
 // directory, writes the index and publishes the finished directory at
 // path with iox.Commit. On error it removes the temporary directory and
-// leaves path as it was.
+// leaves path as it was. It rejects a path that holds anything but a zarr
+// checkpoint or an empty directory, which the commit would delete.
 func (f *Format) Save(path string, sd *tensor.StateDict) (err error) {
 	if err := sd.Validate(); err != nil {
+		return fmt.Errorf("zarr: save %s: %w", path, err)
+	}
+	if err := checkReplaceable(path); err != nil {
 		return fmt.Errorf("zarr: save %s: %w", path, err)
 	}
 	idx, err := buildIndex(sd)
