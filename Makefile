@@ -43,12 +43,13 @@ test: test-go test-torch test-python
 
 # The core builds and tests without cgo: only formats/torchsave and the
 # device package need libtorch, behind the torch build tag.
+# interop runs once, in test-torch, so that torchsave is among its formats.
 test-go: venv smollm2
 	go vet ./...
-	CGO_ENABLED=0 CKPTBENCH_REQUIRE_PYTHON=1 go test -count=1 ./...
+	CGO_ENABLED=0 CKPTBENCH_REQUIRE_PYTHON=1 go test -count=1 $$(go list ./... | grep -v '^ckptbench/interop$$')
 
-test-torch: venv gotch
-	source build/gotch.env && CKPTBENCH_REQUIRE_PYTHON=1 go test -count=1 ./formats/torchsave/... ./device/... ./bench/...
+test-torch: venv gotch smollm2
+	source build/gotch.env && CKPTBENCH_REQUIRE_PYTHON=1 go test -count=1 ./formats/torchsave/... ./device/... ./bench/... ./interop/...
 
 test-python: venv smollm2
 	$(PY) -m pytest -q scripts/tests
