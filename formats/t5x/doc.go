@@ -25,8 +25,9 @@
 //
 // Chunk shapes follow T5X's rule (ChunkShape): about 64 MiB per chunk,
 // cutting the largest dimension to its next smaller divisor until the
-// chunk fits, so for OpenLLaMA-3B in float16 the embedding and the output
-// head are 4 chunks of [8000, 3200] and every other tensor is one chunk.
+// chunk fits. For OpenLLaMA-3B in float16, the embedding and the output
+// head are 4 chunks of [8000, 3200] each, and every other tensor is one
+// chunk.
 // The default compressor is gzip (level 1), as in T5X; zstd and raw are
 // the alternatives.
 //

@@ -35,7 +35,7 @@ type chunkEncoder struct {
 	// store writes src as an uncompressed stream of codec's format; nil
 	// when the codec is raw or every chunk is to be compressed.
 	store   func(dst, src []byte) ([]byte, error)
-	scratch sync.Pool // *[]byte for sample output
+	scratch sync.Pool // buffers (*[]byte) for the encoded samples
 }
 
 func newChunkEncoder(codec zarr.Codec, minSavings float64, encodeAll bool) (*chunkEncoder, error) {

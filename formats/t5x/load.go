@@ -38,11 +38,11 @@ type loadArray struct {
 // must agree with the index on shape and dtype.
 //
 // All tensors live in one block of memory from StateDict.Alloc, each
-// starting on a block boundary, which the state dict releases on Close. Chunks are
-// read concurrently: an uncompressed chunk that is a contiguous run of
-// its tensor is read straight into the tensor's memory (with O_DIRECT
-// when aligned), a compressed one is decoded straight into it, and any
-// other chunk goes through a buffer and is copied into place.
+// starting on a block boundary, which the state dict releases on Close.
+// Chunks are read concurrently. An uncompressed chunk that is a
+// contiguous run of its tensor is read straight into the tensor's memory,
+// with O_DIRECT when aligned. A compressed one is decoded straight into
+// it. Any other chunk goes through a buffer and is copied into place.
 //
 // A missing chunk file is a chunk of the array's fill value, as in zarr
 // and TensorStore, unless the index says every chunk was stored (as
