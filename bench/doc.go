@@ -24,4 +24,5 @@
 //	BENCH_MODEL_DIR  a Hugging Face directory with real weights (overrides synthetic)
 //	BENCH_FORMATS    comma-separated variants such as disk,torchsave,zarr/gzip (default all)
 //	BENCH_DIR        scratch directory for checkpoints (default scratch/ in the repository)
+//	BENCH_LAYERS     keep only the first N layers of a synthetic model (for profiles)
 package bench

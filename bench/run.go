@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ckptbench/formats/t5x"
 	"ckptbench/iox"
 )
 
@@ -186,6 +187,8 @@ func (s *Setup) Describe(device string) string {
 		fmt.Fprintf(&b, "mem-total: %d\n", mem)
 	}
 	fmt.Fprintf(&b, "scratch: %s\n", s.Dir)
+	fmt.Fprintf(&b, "t5x-byte-budget: %d\n", t5x.DefaultByteBudget)
+	fmt.Fprintf(&b, "t5x-io-concurrency: %d\n", t5x.DefaultIOConcurrency)
 	return b.String()
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 
 	"ckptbench/internal/pyenv"
@@ -73,6 +74,9 @@ func NewSetup() (*Setup, error) {
 		s.Spec, s.Config = spec, spec.Config
 		s.Weights = fmt.Sprintf("synthetic (seed %d; deterministic, shaped like trained weights)", model.DefaultSeed)
 	}
+	if err := s.cutLayers(os.Getenv("BENCH_LAYERS")); err != nil {
+		return nil, err
+	}
 	s.Dir = os.Getenv("BENCH_DIR")
 	if s.Dir == "" {
 		s.Dir = filepath.Join(pyenv.Root(), "scratch")
@@ -81,6 +85,28 @@ func NewSetup() (*Setup, error) {
 		return nil, fmt.Errorf("BENCH_DIR: %w", err)
 	}
 	return s, nil
+}
+
+// cutLayers keeps only the first n decoder layers of a synthetic model, for
+// profiles and quick runs on a slice of a large model. The model's name
+// gets a "-<n>layers" suffix so its results never mix with the full
+// model's.
+func (s *Setup) cutLayers(n string) error {
+	if n == "" {
+		return nil
+	}
+	layers, err := strconv.ParseInt(n, 10, 64)
+	if err != nil || layers < 1 || layers > s.Config.NumHiddenLayers {
+		return fmt.Errorf("BENCH_LAYERS=%s: want a whole number from 1 to %d, the model's layer count", n, s.Config.NumHiddenLayers)
+	}
+	if s.modelDir != "" {
+		return fmt.Errorf("BENCH_LAYERS=%s: cannot cut the layers of real weights from BENCH_MODEL_DIR; unset one of them", n)
+	}
+	s.Config.NumHiddenLayers = layers
+	s.Spec.Config = s.Config
+	s.Spec.Name = fmt.Sprintf("%s-%dlayers", s.Spec.Name, layers)
+	s.Spec.Repo = ""
+	return nil
 }
 
 // Model returns the weights, creating or reading them on first use.
