@@ -182,6 +182,9 @@ func decodeModule(b []byte) (tensors []archiveTensor, err error) {
 			tensors, err = nil, fmt.Errorf("the pickle is malformed: %v", p)
 		}
 	}()
+	if err := checkPickle(b); err != nil {
+		return nil, err
+	}
 	u := pickle.NewUnpickler(strings.NewReader(string(b)))
 	storages := make(map[string]*archiveStorage)
 	u.FindClass = findClass
@@ -195,7 +198,7 @@ func decodeModule(b []byte) (tensors []archiveTensor, err error) {
 		return nil, fmt.Errorf("the pickle contains %T, not a TorchScript module", v)
 	}
 	var out []archiveTensor
-	if err := root.collect("", &out, 0); err != nil {
+	if err := root.collect("", &out, map[*moduleObject]bool{}); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -252,15 +255,15 @@ func (m *moduleObject) PySetState(state any) error {
 	return nil
 }
 
-// maxModuleDepth bounds the nesting of modules that collect follows.
-const maxModuleDepth = 64
-
 // collect appends the tensors of m, and of its nested modules with their
-// names joined by ".", to out.
-func (m *moduleObject) collect(prefix string, out *[]archiveTensor, depth int) error {
-	if depth > maxModuleDepth {
-		return fmt.Errorf("modules nest more than %d deep", maxModuleDepth)
+// names joined by ".", to out. seen holds the modules already visited: a
+// pickle can refer to one object twice, and a module that contained
+// itself would recurse forever.
+func (m *moduleObject) collect(prefix string, out *[]archiveTensor, seen map[*moduleObject]bool) error {
+	if seen[m] {
+		return fmt.Errorf("module %q appears twice in the pickle", prefix)
 	}
+	seen[m] = true
 	if m.state == nil {
 		return nil
 	}
@@ -279,7 +282,7 @@ func (m *moduleObject) collect(prefix string, out *[]archiveTensor, depth int) e
 			t.name = name
 			*out = append(*out, t)
 		case *moduleObject:
-			if err := v.collect(name, out, depth+1); err != nil {
+			if err := v.collect(name, out, seen); err != nil {
 				return err
 			}
 		}
