@@ -2,6 +2,7 @@ package faults
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"ckptbench/bench"
@@ -12,29 +13,40 @@ import (
 
 // variant is one format configuration under test.
 type variant struct {
-	// id is the bench variant ID, with "+verify" appended for the
-	// verifying copy of a formats.LoadVerifier.
+	// id is the bench variant ID; one that ends in verifySuffix names a
+	// copy of a formats.LoadVerifier that verifies on load.
 	id     string
 	format formats.Format
 	// verifyOnLoad is set for the "+verify" copies.
 	verifyOnLoad bool
 }
 
+// verifySuffix ends the ID of a variant that verifies checksums on load,
+// whether the harness registers it or this package derives it.
+const verifySuffix = "+verify"
+
 // variants returns every format variant of the benchmark harness but the
-// disk reference, each followed by its verifying copy where it has one.
+// disk reference, each followed by its verifying copy where it has one
+// and the harness does not register that copy itself.
 func variants() ([]variant, error) {
 	vs, err := bench.Variants()
 	if err != nil {
 		return nil, err
+	}
+	registered := map[string]bool{}
+	for _, v := range vs {
+		registered[v.ID] = true
 	}
 	var out []variant
 	for _, v := range vs {
 		if v.Reference {
 			continue
 		}
-		out = append(out, variant{id: v.ID, format: v.Format})
-		if lv, ok := v.Format.(formats.LoadVerifier); ok {
-			out = append(out, variant{id: v.ID + "+verify", format: lv.WithVerifyOnLoad(), verifyOnLoad: true})
+		verifying := strings.HasSuffix(v.ID, verifySuffix)
+		out = append(out, variant{id: v.ID, format: v.Format, verifyOnLoad: verifying})
+		lv, ok := v.Format.(formats.LoadVerifier)
+		if ok && !verifying && !registered[v.ID+verifySuffix] {
+			out = append(out, variant{id: v.ID + verifySuffix, format: lv.WithVerifyOnLoad(), verifyOnLoad: true})
 		}
 	}
 	return out, nil
