@@ -5,10 +5,11 @@ import (
 	"fmt"
 )
 
-// pickleArgs gives, for each opcode of pickle protocols 0 to 5, how its
-// argument is laid out: fixed >= 0 is a fixed size in bytes; lines counts
-// newline-terminated arguments; lenBytes is the size of the little-endian
-// length that precedes a variable argument. Unknown opcodes are nil.
+// pickleArgs gives, for each opcode of pickle protocols 0 to 5 (as
+// Python's pickletools lists them), the layout of its argument: fixed is
+// a size in bytes, lines a count of newline-terminated arguments, and
+// lenBytes the size of the little-endian length that precedes a variable
+// argument. Unknown opcodes are nil.
 var pickleArgs = func() [256]*struct{ fixed, lines, lenBytes int } {
 	var t [256]*struct{ fixed, lines, lenBytes int }
 	set := func(ops string, fixed, lines, lenBytes int) {
