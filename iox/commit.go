@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,13 +23,14 @@ func TempPath(dst string) string {
 	return filepath.Join(filepath.Dir(dst), filepath.Base(dst)+suffix)
 }
 
-// IsTemp reports whether name is a path made by TempPath, the leftover of
-// a save that did not finish.
+// IsTemp reports whether name is a leftover of a save that did not
+// finish: a path made by TempPath, or an old checkpoint that Commit's
+// fallback moved aside under a ".old-" name before removing it.
 func IsTemp(name string) bool {
 	base := filepath.Base(name)
-	for i := 0; i+5 <= len(base); i++ {
-		if base[i:i+5] == ".tmp-" {
-			return i > 0
+	for _, marker := range []string{".tmp-", ".old-"} {
+		if i := strings.Index(base, marker); i > 0 {
+			return true
 		}
 	}
 	return false
@@ -55,9 +57,15 @@ func Commit(tmp, dst string) error {
 	}
 	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE)
 	if err == nil {
-		// tmp now holds the old checkpoint.
+		// tmp now holds the old checkpoint. If the swap cannot be made
+		// durable, swap back, so that an error always means dst still
+		// holds the old checkpoint and tmp the new one, which callers
+		// then remove.
 		if err := SyncDir(parent); err != nil {
-			return err
+			if uerr := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE); uerr != nil {
+				return fmt.Errorf("commit %s: %w (and swapping the old checkpoint back from %s failed: %v; keep %s)", dst, err, tmp, uerr, tmp)
+			}
+			return fmt.Errorf("commit %s: %w", dst, err)
 		}
 		if err := os.RemoveAll(tmp); err != nil {
 			return fmt.Errorf("commit %s: remove the replaced checkpoint at %s: %w", dst, tmp, err)
