@@ -18,11 +18,12 @@ COUNT   ?= 6
 # Every variant, in the order make bench runs them. IDs are format/codec
 # for Go formats (see bench/variants.go) and py-* for the Python peers.
 FORMATS ?= disk torchsave safetensors/read safetensors/mmap zarr/raw zarr/zstd zarr/gzip \
+	torchsave+verify safetensors/mmap+verify zarr/raw+verify \
 	t5x/raw t5x/zstd t5x/gzip py-torch py-torch-mmap py-safetensors py-tensorstore py-t5x
 
 export GOTOOLCHAIN := local
 
-.PHONY: all test test-go test-torch test-python bench report compare fetch-model smollm2 venv gotch clean
+.PHONY: all fuzz test test-go test-torch test-python bench report compare fetch-model smollm2 venv gotch clean
 
 all: test
 
@@ -39,7 +40,9 @@ gotch: build/gotch.env
 build/gotch.env: $(VENV)/.requirements.sha256 scripts/gotch/setup.sh go.mod
 	scripts/gotch/setup.sh
 
-test: test-go test-torch test-python
+FUZZTIME ?= 10s
+
+test: test-go test-torch test-python fuzz
 
 # The core builds and tests without cgo: only formats/torchsave and the
 # device package need libtorch, behind the torch build tag.
@@ -50,6 +53,11 @@ test-go: venv smollm2
 
 test-torch: venv gotch smollm2
 	source build/gotch.env && CKPTBENCH_REQUIRE_PYTHON=1 go test -count=1 ./formats/torchsave/... ./device/... ./bench/... ./interop/...
+	source build/gotch.env && BENCH_FORMATS=torchsave,torchsave+verify go test -count=1 ./faults
+
+# A short run of every fuzz target; make fuzz FUZZTIME=5m for a long one.
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 test-python: venv smollm2
 	$(PY) -m pytest -q scripts/tests

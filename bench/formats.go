@@ -20,6 +20,24 @@ func init() {
 	for _, codec := range []string{"raw", "zstd", "gzip"} {
 		register(must(t5x.New(t5x.Options{Codec: codec})))
 	}
+	// Checksum verification on load, so its cost shows beside the plain
+	// loads of the same format.
+	registerVerifying(must(zarr.New(zarr.Options{Codec: "raw"})))
+	registerVerifying(safetensors.New(safetensors.Options{Mmap: true}))
+}
+
+// registerVerifying adds the copy of f that checks payload checksums on
+// load, with ID "<id>+verify" and the name part verify=load.
+func registerVerifying(f formats.Format) {
+	lv, ok := f.(formats.LoadVerifier)
+	if !ok {
+		panic(fmt.Sprintf("bench: %s cannot verify on load", f.Name()))
+	}
+	register(lv.WithVerifyOnLoad())
+	v := &registry[len(registry)-1]
+	v.Keys += "/verify=load"
+	v.ID += "+verify"
+	v.LoadOnly = true
 }
 
 func must[F formats.Format](f F, err error) formats.Format {

@@ -21,6 +21,9 @@ type Variant struct {
 	// Reference marks the disk reference, whose loads return raw bytes
 	// rather than the model's tensors.
 	Reference bool
+	// LoadOnly marks a variant whose saves are another variant's, such as
+	// verify-on-load copies, so BenchmarkSave skips it.
+	LoadOnly bool
 }
 
 // registry lists every variant in the order make bench runs them. The
