@@ -46,10 +46,11 @@ test: test-go test-torch test-python fuzz
 
 # The core builds and tests without cgo: only formats/torchsave and the
 # device package need libtorch, behind the torch build tag.
-# interop runs once, in test-torch, so that torchsave is among its formats.
+# CKPTBENCH_LARGE=1 adds t5x's round trip of a tensor over 2 GiB (about
+# 5 GB of memory). interop runs once, in test-torch, so that torchsave is among its formats.
 test-go: venv smollm2
 	go vet ./...
-	CGO_ENABLED=0 CKPTBENCH_REQUIRE_PYTHON=1 go test -count=1 $$(go list ./... | grep -v '^ckptbench/interop$$')
+	CGO_ENABLED=0 CKPTBENCH_REQUIRE_PYTHON=1 CKPTBENCH_LARGE=1 go test -count=1 $$(go list ./... | grep -v '^ckptbench/interop$$')
 
 test-torch: venv gotch smollm2
 	source build/gotch.env && CKPTBENCH_REQUIRE_PYTHON=1 go test -count=1 ./formats/torchsave/... ./device/... ./bench/... ./interop/...
