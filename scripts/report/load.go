@@ -35,10 +35,14 @@ type Variant struct {
 	Format  string // torchsave, zarr, py-torch, disk...
 	Codec   string // raw, gzip, zstd, or "" for formats without one
 	Streams string // requests in flight; set only for the disk reference
+	// Verify is the verify= key of a copy that checks checksums on load
+	// ("load"), kept apart so its loads never pool with the plain ones.
+	Verify string
 }
 
 // String returns the variant as tables and charts label it:
-// "torchsave", "zarr/gzip", "disk/streams=16".
+// "torchsave", "zarr/gzip", "disk/streams=16", "zarr/raw+verify" (the
+// harness's ID of a verify=load copy).
 func (v Variant) String() string {
 	s := v.Format
 	if v.Codec != "" {
@@ -46,6 +50,13 @@ func (v Variant) String() string {
 	}
 	if v.Streams != "" {
 		s += "/streams=" + v.Streams
+	}
+	switch v.Verify {
+	case "":
+	case "load":
+		s += "+verify"
+	default:
+		s += "/verify=" + v.Verify
 	}
 	return s
 }
@@ -164,7 +175,7 @@ func LoadRun(dir, model string) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	keyBy, err := parser.Parse(".name,/format,/codec,/streams,/model,/cache", filter)
+	keyBy, err := parser.Parse(".name,/format,/codec,/streams,/model,/cache,/verify", filter)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +223,7 @@ func LoadRun(dir, model string) (*Run, error) {
 				}
 				configs[model].record(rec, path)
 				addDistinct(&run.Procs, procsBy.Project(rec).StringValues())
-				v := Variant{Format: format, Codec: field(key, 2), Streams: field(key, 3)}
+				v := Variant{Format: format, Codec: field(key, 2), Streams: field(key, 3), Verify: field(key, 6)}
 				op := Op{Kind: name, Cache: cache}
 				run.add(v, op, model, rec, residueBy.Project(rec))
 			}

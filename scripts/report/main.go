@@ -19,13 +19,23 @@
 // trained checkpoint ("pretrained, from <dir>", as the harness writes
 // with BENCH_MODEL_DIR set, or "hf <dir>") adds a section comparing each
 // codec's compression ratio on synthetic and real weights.
+//
+// The Targets section checks the T5X-style approach (format=t5x) against
+// its goals: shares of the disk limit, speed ratios over zarr, the
+// Python TensorStore peers and torchsave, and peak memory within the
+// tensor bytes plus the `t5x-byte-budget` configuration line. Under each
+// missed target it shows the top of the matching CPU profile that
+// scripts/profile.sh wrote into <results>/profiles, or the command that
+// records one. A <results>/NOTES.md is included verbatim as "Run notes".
 package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -66,6 +76,12 @@ func generate(resultsDir, outDir, chartDir, realDir, model string) error {
 		return err
 	}
 	rep := &Report{ResultsDir: resultsDir, Run: runResult}
+	if rep.Profiles, err = LoadProfiles(resultsDir); err != nil {
+		return err
+	}
+	if rep.Notes, err = readNotes(resultsDir); err != nil {
+		return err
+	}
 	if realDir != "" {
 		realRun, err := LoadRun(realDir, runResult.Model)
 		if err != nil {
@@ -99,6 +115,22 @@ func generate(resultsDir, outDir, chartDir, realDir, model string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(outDir, "comparison.md"), buf.Bytes(), 0o644)
+}
+
+// notesFile is the optional file of a results directory whose text the
+// report includes verbatim under "Run notes".
+const notesFile = "NOTES.md"
+
+// readNotes returns <resultsDir>/NOTES.md, or "" when it does not exist.
+func readNotes(resultsDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(resultsDir, notesFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
 }
 
 // relativePath returns target relative to base with forward slashes,

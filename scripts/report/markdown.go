@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"strings"
 )
 
@@ -17,6 +18,11 @@ type Report struct {
 	// ChartDir is the chart directory relative to comparison.md.
 	ChartDir string
 	Charts   []Chart
+	// Profiles are the CPU profiles in <results>/profiles, by file stem
+	// ("t5x-gzip-save").
+	Profiles map[string]*Profile
+	// Notes is <results>/NOTES.md, or "" when there is none.
+	Notes string
 }
 
 // WriteMarkdown writes comparison.md.
@@ -35,8 +41,10 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 	writeWeightsBanner(w, run)
 	writeSetup(w, run)
 	writeMethod(w, run)
+	writeRunNotes(w, rep)
 	writeCoverage(w, run)
 	writeAnalysis(w, rep)
+	writeTargets(w, rep)
 	for _, op := range allOps {
 		writeOpSection(w, rep, op)
 	}
@@ -58,6 +66,21 @@ func writeChart(w io.Writer, rep *Report, c Chart) {
 			return
 		}
 	}
+}
+
+// writeRunNotes includes the results' NOTES.md verbatim: facts about the
+// run that the result files do not carry, such as other load on the
+// machine.
+func writeRunNotes(w io.Writer, rep *Report) {
+	if rep.Notes == "" {
+		return
+	}
+	fmt.Fprintf(w, "## Run notes\n\nFrom `%s`, as written there:\n\n", filepath.ToSlash(filepath.Join(rep.ResultsDir, notesFile)))
+	fmt.Fprint(w, rep.Notes)
+	if !strings.HasSuffix(rep.Notes, "\n") {
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
 }
 
 // writeCoverage names the expected approaches the run lacks.
