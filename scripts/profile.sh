@@ -38,8 +38,9 @@
 # label, the samples of the harness's known untimed work are dropped by
 # function name: creating, checksumming and verifying the weights,
 # freeing memory, dropping the page cache and, before a load, the untimed
-# save that writes the checkpoint. Garbage collection stays in, because
-# pprof cannot tell which operation it served.
+# save that writes the checkpoint. Samples without a frame of that work,
+# such as garbage collection and goroutine scheduling, stay in, because
+# pprof cannot tell which operation they served.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -147,7 +148,7 @@ for v in $FORMATS; do
 			ignore=$setup_frames
 			[[ $op == save ]] || ignore+="|$save_frames"
 			filter=(-ignore="$ignore")
-			filter_text="the whole benchmark process except the harness's known untimed work (the benchmark has no pprof label timed=$op), so garbage collection of that work stays in"
+			filter_text="the whole benchmark process except the harness's known untimed work (the benchmark has no pprof label timed=$op), so garbage collection and goroutine scheduling of that work stay in"
 			timed_only=no
 		fi
 		if ! {
