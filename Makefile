@@ -23,7 +23,7 @@ FORMATS ?= disk torchsave safetensors/read safetensors/mmap zarr/raw zarr/zstd z
 
 export GOTOOLCHAIN := local
 
-.PHONY: all fuzz test test-go test-torch test-python bench report compare fetch-model smollm2 venv gotch clean
+.PHONY: all profile fuzz test test-go test-torch test-python bench report compare fetch-model smollm2 venv gotch clean
 
 all: test
 
@@ -88,6 +88,12 @@ smollm2: models/smollm2-135m/conversion.json
 
 models/smollm2-135m/conversion.json: | $(VENV)/.requirements.sha256
 	$(PY) scripts/smollm2/convert.py --out models/smollm2-135m
+
+# CPU profiles of save and load for the t5x codecs on a 2-layer slice of
+# OpenLLaMA-3B, which comparison.md shows under each missed target:
+# make profile RESULTS=results/<run>
+profile: gotch
+	RESULTS=$(RESULTS) FORMATS="$${PROFILE_FORMATS:-t5x/raw t5x/zstd t5x/gzip}" scripts/profile.sh
 
 fetch-model: venv
 	$(PY) scripts/fetch_model.py --repo openlm-research/open_llama_3b --out models/open_llama_3b

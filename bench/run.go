@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +60,11 @@ func (s *Setup) RunSave(b *testing.B, v Variant) {
 		progress("save %s: %d/%d", v.ID, i+1, b.N)
 		start := time.Now()
 		b.StartTimer()
-		err := v.Save(path, sd)
+		// The label lets scripts/profile.sh keep only timed samples; the
+		// goroutines Save starts inherit it.
+		pprof.Do(context.Background(), pprof.Labels("timed", "save"), func(context.Context) {
+			err = v.Save(path, sd)
+		})
 		b.StopTimer()
 		progressDone(start)
 		if err != nil {
@@ -144,14 +150,16 @@ func (s *Setup) RunLoad(b *testing.B, v Variant, cache string) {
 		progress("load %s (%s cache): %d/%d", v.ID, cache, i+1, b.N)
 		start := time.Now()
 		b.StartTimer()
-		sd, err = lv.Load(path)
-		if err == nil && dev.IsCUDA() && !v.Reference {
-			// On a GPU machine a load ends when every byte is on the GPU.
-			var p *device.Placement
-			if p, err = device.Place(dev, sd); err == nil {
-				err = p.Release()
+		pprof.Do(context.Background(), pprof.Labels("timed", "load-"+cache), func(context.Context) {
+			sd, err = lv.Load(path)
+			if err == nil && dev.IsCUDA() && !v.Reference {
+				// On a GPU machine a load ends when every byte is on the GPU.
+				var p *device.Placement
+				if p, err = device.Place(dev, sd); err == nil {
+					err = p.Release()
+				}
 			}
-		}
+		})
 		b.StopTimer()
 		progressDone(start)
 		if err != nil {
