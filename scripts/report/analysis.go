@@ -173,6 +173,18 @@ func sizeFindings(rep *Report) []string {
 	return lines
 }
 
+// cellLess orders cells by variant, then operation, so ties between cells
+// resolve the same way whatever the map's iteration order.
+func cellLess(a, b *Cell) bool {
+	if variantLess(a.Variant, b.Variant) {
+		return true
+	}
+	if variantLess(b.Variant, a.Variant) {
+		return false
+	}
+	return fmt.Sprint(a.Op) < fmt.Sprint(b.Op)
+}
+
 func memoryFinding(run *Run) string {
 	var worst *Cell
 	for _, c := range run.Cells {
@@ -180,7 +192,7 @@ func memoryFinding(run *Run) string {
 			continue
 		}
 		if worst == nil || c.Stat(unitRSS).Median() > worst.Stat(unitRSS).Median() ||
-			(c.Stat(unitRSS).Median() == worst.Stat(unitRSS).Median() && variantLess(c.Variant, worst.Variant)) {
+			(c.Stat(unitRSS).Median() == worst.Stat(unitRSS).Median() && cellLess(c, worst)) {
 			worst = c
 		}
 	}

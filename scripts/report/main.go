@@ -83,7 +83,13 @@ func generate(resultsDir, outDir, chartDir, realDir, model string) error {
 		return err
 	}
 	if realDir != "" {
+		// The real weights may be another model's: a machine without the
+		// benchmarked model's weights can still show how the codecs fare
+		// on trained values. The section names both models.
 		realRun, err := LoadRun(realDir, runResult.Model)
+		if err != nil {
+			realRun, err = LoadRun(realDir, "")
+		}
 		if err != nil {
 			return err
 		}

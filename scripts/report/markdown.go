@@ -234,6 +234,11 @@ func writeCompression(w io.Writer, rep *Report) {
 	run, real := rep.Run, rep.Real
 	fmt.Fprintf(w, "## Compression: synthetic against real weights\n\n")
 	fmt.Fprintf(w, "Real weights: `weights: %s` from `%s`.\n\n", real.ConfigValue("weights"), real.Dir)
+	if real.Model != run.Model {
+		fmt.Fprintf(w, "The real weights are another model's (model=%s) than the synthetic ones (model=%s): "+
+			"a ratio depends on the values' distribution far more than on the shapes, "+
+			"but read the two columns as two models, not one.\n\n", real.Model, run.Model)
+	}
 	fmt.Fprintf(w, "| approach | ratio, %s | ratio, real | on disk, real | save, real |\n|---|--:|--:|--:|--:|\n",
 		strings.TrimSuffix(run.weightsShort(), " weights"))
 	// The real run decides which codecs are compared: it is usually a
