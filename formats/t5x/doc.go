@@ -76,5 +76,23 @@
 // Every chunk file is fdatasynced, every directory fsynced and the index
 // written last under iox.TempPath, then the directory is published with
 // iox.Commit, so a save that fails or is interrupted leaves any previous
-// checkpoint at the same path intact and loadable.
+// checkpoint at the same path intact and loadable. The commit deletes
+// whatever it replaces, so Save rejects a path that holds anything but a
+// T5X checkpoint (a directory whose index is a msgpack map with
+// "version" and "optimizer") or an empty directory.
+//
+// # Integrity
+//
+// Save records the CRC-32C of every chunk's uncompressed bytes in the
+// index (Array.CRC32C, under the key "chunk_crc32c", which the Python
+// readers skip). The goroutine that first reads a chunk's bytes computes
+// it: the CPU goroutine while it gathers a chunk or before it encodes
+// one, the I/O goroutine before it writes an uncompressed chunk straight
+// from the tensor. Verify checks every chunk without keeping the tensors,
+// and Load with Options.VerifyOnLoad (or WithVerifyOnLoad) checks each
+// chunk as it lands. gzip's CRC-32 trailer and zstd's framing catch some
+// damage by themselves, but not a chunk file swapped with another of the
+// same size, nor any damage to uncompressed chunks. Indexes without
+// checksums, written before they were added or by other writers, still
+// load; Verify and verifying loads reject them.
 package t5x

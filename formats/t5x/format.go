@@ -66,6 +66,10 @@ type Options struct {
 	// bfloat16, float32, float64) to this dtype on load, as T5X's
 	// restore_dtype does. Other tensors keep their stored dtype.
 	RestoreDType tensor.DType
+	// VerifyOnLoad makes Load check every chunk against the CRC-32C that
+	// Save records in the index (see Verify) as the chunk is read, and
+	// reject an index that records no checksums.
+	VerifyOnLoad bool
 
 	// testHookWrite, when set, runs before each chunk file is created
 	// during Save; an error fails the save there.

@@ -23,6 +23,10 @@ const IndexFile = "checkpoint"
 // rather than as uint16.
 const IndexVersion = 3
 
+// checksumsKey is the top-level index key that contains every array's
+// CRC32C list, by tensor name.
+const checksumsKey = "chunk_crc32c"
+
 // ErrIndex is wrapped by every error about an invalid index.
 var ErrIndex = errors.New("invalid t5x index")
 
@@ -38,7 +42,8 @@ const maxIndexDepth = 64
 //	{"version": 3,
 //	 "optimizer": {"target": {"model": {"embed_tokens": {"weight": SPEC}, ...}}},
 //	 "every_chunk_stored": true,
-//	 "tensor_order": ["model.embed_tokens.weight", ...]}
+//	 "tensor_order": ["model.embed_tokens.weight", ...],
+//	 "chunk_crc32c": {"model.embed_tokens.weight": [CRC, CRC, CRC, CRC], ...}}
 //
 // The parameter tree nests one map level per dot-separated part of a
 // tensor name. Each leaf SPEC is the TensorStore spec T5X records:
@@ -50,6 +55,9 @@ const maxIndexDepth = 64
 // with the path relative to the checkpoint directory. "tensor_order" is
 // this suite's addition: the tree groups names by prefix, so it cannot keep
 // every save order by itself. Without it, tensors come in tree order.
+// "chunk_crc32c", also this suite's, maps tensor names to Array.CRC32C.
+// Both sit outside the parameter tree, so every spec stays one that
+// TensorStore opens as it is.
 type Index struct {
 	Version int
 	Arrays  []Array
@@ -74,6 +82,15 @@ type Array struct {
 	// they are informational; Chunks may be nil in a foreign index.
 	Chunks     []int64
 	Compressor string
+	// CRC32C lists the CRC-32C (Castagnoli) of each chunk, one per chunk
+	// in linear (C-order) chunk number order of the grid that Chunks
+	// gives. Each covers the chunk's elements that lie inside the array,
+	// in C order within the chunk and in the stored dtype, so the padding
+	// of an edge chunk is left out, and the value for a tensor stored as
+	// one chunk is the CRC-32C of the tensor's bytes. Save records it;
+	// nil means that the index records none (indexes written before
+	// checksums were added, or by other writers).
+	CRC32C []uint32
 }
 
 // checkName rejects tensor names that cannot become a path in the
@@ -132,6 +149,9 @@ func (ix *Index) Validate() error {
 		if a.Chunks != nil && len(a.Chunks) != len(a.Shape) {
 			return fmt.Errorf("%w: tensor %q has chunks %v for shape %v", ErrIndex, a.Name, a.Chunks, a.Shape)
 		}
+		if err := a.checkChecksumCount(); err != nil {
+			return fmt.Errorf("%w: tensor %q: %v", ErrIndex, a.Name, err)
+		}
 	}
 	for _, a := range ix.Arrays {
 		for prefix := a.Name; ; {
@@ -151,6 +171,26 @@ func (ix *Index) Validate() error {
 				return fmt.Errorf("%w: array %q of tensor %q lies inside array %q of tensor %q; a zarr v2 array cannot contain other arrays, so rename one of the tensors", ErrIndex, p, name, dir, other)
 			}
 		}
+	}
+	return nil
+}
+
+// checkChecksumCount checks that a has one checksum per chunk of its
+// chunk grid, if it has checksums at all.
+func (a *Array) checkChecksumCount() error {
+	if a.CRC32C == nil {
+		return nil
+	}
+	if a.Chunks == nil {
+		return fmt.Errorf("the index records chunk checksums but no chunk shape")
+	}
+	for _, c := range a.Chunks {
+		if c <= 0 {
+			return fmt.Errorf("chunks %v has a dimension below 1", a.Chunks)
+		}
+	}
+	if n := newGrid(a.Shape, a.Chunks).numChunks(); int64(len(a.CRC32C)) != n {
+		return fmt.Errorf("the index records %d chunk checksums, but shape %v in chunks %v has %d chunks", len(a.CRC32C), a.Shape, a.Chunks, n)
 	}
 	return nil
 }
@@ -175,7 +215,17 @@ func (ix *Index) MarshalBinary() ([]byte, error) {
 	var buf bytes.Buffer
 	e := &encoder{enc: msgpack.NewEncoder(&buf)}
 	e.enc.UseCompactInts(true)
-	e.mapLen(4)
+	var summed []*Array
+	for i := range ix.Arrays {
+		if ix.Arrays[i].CRC32C != nil {
+			summed = append(summed, &ix.Arrays[i])
+		}
+	}
+	keys := 4
+	if len(summed) > 0 {
+		keys++
+	}
+	e.mapLen(keys)
 	e.str("version")
 	e.int(int64(ix.Version))
 	e.str("optimizer")
@@ -188,6 +238,17 @@ func (ix *Index) MarshalBinary() ([]byte, error) {
 	e.arrayLen(len(ix.Arrays))
 	for _, a := range ix.Arrays {
 		e.str(a.Name)
+	}
+	if len(summed) > 0 {
+		e.str(checksumsKey)
+		e.mapLen(len(summed))
+		for _, a := range summed {
+			e.str(a.Name)
+			e.arrayLen(len(a.CRC32C))
+			for _, sum := range a.CRC32C {
+				e.do(func() error { return e.enc.EncodeUint(uint64(sum)) })
+			}
+		}
 	}
 	if e.err != nil {
 		return nil, fmt.Errorf("t5x: encode index: %w", e.err)

@@ -3,8 +3,10 @@ package t5x
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -70,11 +72,13 @@ func index(target obj, extra ...any) obj {
 
 func TestIndexRoundTrip(t *testing.T) {
 	want := &Index{Version: IndexVersion, EveryChunkStored: true, Arrays: []Array{
-		{Name: "b.x", Path: "b/x", DType: tensor.BFloat16, Shape: []int64{32000, 3200}, Chunks: []int64{8000, 3200}, Compressor: "gzip"},
+		{Name: "b.x", Path: "b/x", DType: tensor.BFloat16, Shape: []int64{32000, 3200}, Chunks: []int64{8000, 3200}, Compressor: "gzip",
+			CRC32C: []uint32{0, 1, 0x7fffffff, 0xffffffff}},
 		// "a" parts come before and after "b": only tensor_order can keep
 		// this order, because the tree groups a.y with a.z.
-		{Name: "a.y", Path: "a/y", DType: tensor.Float32, Shape: []int64{}, Chunks: []int64{}, Compressor: "raw"},
-		{Name: "c", Path: "c", DType: tensor.Float16, Shape: []int64{0, 4}, Chunks: []int64{1, 4}, Compressor: "zstd"},
+		{Name: "a.y", Path: "a/y", DType: tensor.Float32, Shape: []int64{}, Chunks: []int64{}, Compressor: "raw", CRC32C: []uint32{0xdeadbeef}},
+		// A zero-size array has no chunks, so an empty list of checksums.
+		{Name: "c", Path: "c", DType: tensor.Float16, Shape: []int64{0, 4}, Chunks: []int64{1, 4}, Compressor: "zstd", CRC32C: []uint32{}},
 		{Name: "a.z", Path: "a/z", DType: tensor.Int64, Shape: []int64{3}, Compressor: "gzip"},
 	}}
 	b, err := want.MarshalBinary()
@@ -87,6 +91,14 @@ func TestIndexRoundTrip(t *testing.T) {
 	}
 	if d := cmp.Diff(want, got, cmpopts.EquateEmpty()); d != "" {
 		t.Errorf("index changed in a round trip (-want +got):\n%s", d)
+	}
+	// EquateEmpty hides the difference between no checksums and an empty
+	// list of them.
+	if got.Arrays[2].CRC32C == nil {
+		t.Errorf("tensor c lost its empty list of checksums")
+	}
+	if got.Arrays[3].CRC32C != nil {
+		t.Errorf("tensor a.z has checksums %v, but none were saved", got.Arrays[3].CRC32C)
 	}
 }
 
@@ -131,6 +143,32 @@ func TestIndexLayout(t *testing.T) {
 	if d := cmp.Diff(map[string]any{"id": "gzip"}, md["compressor"]); d != "" {
 		t.Errorf("compressor differs (-want +got):\n%s", d)
 	}
+	if _, ok := generic["chunk_crc32c"]; ok {
+		t.Errorf("an index without checksums has the key chunk_crc32c: %v", generic["chunk_crc32c"])
+	}
+	if len(leaf) != 4 {
+		t.Errorf("the spec has keys %v, want only driver, dtype, kvstore and metadata, which TensorStore opens", slices.Sorted(maps.Keys(leaf)))
+	}
+
+	ix.Arrays[0].CRC32C = []uint32{0xdeadbeef}
+	if b, err = ix.MarshalBinary(); err != nil {
+		t.Fatal(err)
+	}
+	generic = nil
+	if err := msgpack.Unmarshal(b, &generic); err != nil {
+		t.Fatal(err)
+	}
+	sums, ok := generic["chunk_crc32c"].(map[string]any)
+	if !ok {
+		t.Fatalf("chunk_crc32c is %T, want a map", generic["chunk_crc32c"])
+	}
+	list, ok := sums["model.layers.0.mlp.up_proj.weight"].([]any)
+	if !ok || len(list) != 1 {
+		t.Fatalf("chunk_crc32c of up_proj is %v, want a list of one checksum", sums["model.layers.0.mlp.up_proj.weight"])
+	}
+	if v, _ := toInt(list[0]); v != 0xdeadbeef {
+		t.Errorf("checksum %v, want %d", list[0], 0xdeadbeef)
+	}
 }
 
 func TestParseIndexErrors(t *testing.T) {
@@ -170,6 +208,15 @@ func TestParseIndexErrors(t *testing.T) {
 		{"order repeats a name", pack(t, index(obj{"a", spec("a", "float16", 2), "b", spec("b", "float16", 2)}, "tensor_order", []any{"a", "a"})), "appears twice"},
 		{"order unknown name", pack(t, index(obj{"a", spec("a", "float16", 2)}, "tensor_order", []any{"z"})), `names "z"`},
 		{"bad every_chunk_stored", pack(t, index(obj{}, "every_chunk_stored", 1)), "want a boolean"},
+		{"checksums not a map", pack(t, index(obj{"w", good}, "chunk_crc32c", 5)), `"chunk_crc32c" is an integer`},
+		{"checksums of unknown tensor", pack(t, index(obj{"w", good}, "chunk_crc32c", obj{"z", []any{1}})), `names tensor "z"`},
+		{"checksums not a list", pack(t, index(obj{"w", good}, "chunk_crc32c", obj{"w", 7})), "want a list of CRC-32C values"},
+		{"negative checksum", pack(t, index(obj{"w", good}, "chunk_crc32c", obj{"w", []any{-1}})), "from 0 to 2^32-1"},
+		{"checksum above 32 bits", pack(t, index(obj{"w", good}, "chunk_crc32c", obj{"w", []any{int64(1) << 32}})), "from 0 to 2^32-1"},
+		{"float checksum", pack(t, index(obj{"w", good}, "chunk_crc32c", obj{"w", []any{1.5}})), "from 0 to 2^32-1"},
+		{"too many checksums", pack(t, index(obj{"w", good}, "chunk_crc32c", obj{"w", []any{1, 2}})), "records 2 chunk checksums, but shape [2] in chunks [2] has 1"},
+		{"checksums without chunks", pack(t, index(obj{"w", obj{"driver", "zarr", "dtype", "float16", "kvstore", obj{"driver", "file", "path", "w"}, "metadata", obj{"shape", []any{2}}}}, "chunk_crc32c", obj{"w", []any{1}})), "no chunk shape"},
+		{"checksums with zero chunks", pack(t, index(obj{"w", spec("w", "float16", 0)}, "chunk_crc32c", obj{"w", []any{}})), "dimension below 1"},
 		{"trailing data", append(pack(t, index(obj{})), 0xc0), "data after"},
 		{"truncated", pack(t, index(obj{"w", good}))[:40], "EOF"},
 		{"deep nesting", bytes.Repeat([]byte{0x91}, 10000), "nested deeper"},
@@ -244,10 +291,13 @@ func seedFiles(t testing.TB) map[string][]byte {
 
 func TestParseIndexSeeds(t *testing.T) {
 	wantArrays := map[string]int{
-		"valid_go_tiny.msgpack":             22, // the tiny model and a scalar
+		"valid_go_tiny.msgpack":             22, // the tiny model and a scalar, before checksums
+		"valid_go_tiny_crc32c.msgpack":      22, // the same with chunk checksums
 		"valid_tensorstore_awkward.msgpack": 16,
 		"valid_peer_flat.msgpack":           21,
 	}
+	// Whether each valid seed records checksums, for every array or none.
+	wantChecksums := map[string]bool{"valid_go_tiny_crc32c.msgpack": true}
 	for name, b := range seedFiles(t) {
 		t.Run(name, func(t *testing.T) {
 			ix, err := ParseIndex(b)
@@ -258,6 +308,11 @@ func TestParseIndexSeeds(t *testing.T) {
 				}
 				if n, ok := wantArrays[name]; ok && len(ix.Arrays) != n {
 					t.Errorf("%d arrays, want %d", len(ix.Arrays), n)
+				}
+				for _, a := range ix.Arrays {
+					if got := a.CRC32C != nil; got != wantChecksums[name] {
+						t.Errorf("tensor %s: has checksums = %v, want %v", a.Name, got, wantChecksums[name])
+					}
 				}
 			case strings.HasPrefix(name, "invalid_"):
 				if err == nil {

@@ -30,6 +30,12 @@ type loadArray struct {
 	cast bool
 	fill []byte // one element of the fill value, in the tensor's dtype
 	t    *tensor.Tensor
+	// sums is the index's CRC-32C of each chunk when the chunks are to be
+	// verified as they are read, else nil.
+	sums []uint32
+	// mismatches contains, when sums is set, the checksum error of each
+	// chunk by linear chunk number. Each task writes only its own entry.
+	mismatches []error
 }
 
 // Load reads the checkpoint directory at src. The index gives the tensors,
@@ -47,23 +53,26 @@ type loadArray struct {
 // A missing chunk file is a chunk of the array's fill value, as in zarr
 // and TensorStore, unless the index says every chunk was stored (as
 // Save records), in which case it is an error.
+//
+// With Options.VerifyOnLoad, each chunk is checked against the CRC-32C
+// that the index records for it as soon as it is read, on the goroutine
+// that read or decoded it. Once every chunk is read, a mismatch fails the
+// load with an error for each damaged chunk, in tensor order, that wraps
+// formats.ErrChecksum and names the tensor and the chunk file. An index
+// without checksums then fails to load.
 func (f *Format) Load(src string) (*tensor.StateDict, error) {
-	indexPath := filepath.Join(src, IndexFile)
-	b, err := os.ReadFile(indexPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("t5x: %s is missing, so %s is not a complete t5x checkpoint (a save that did not finish leaves no index)", indexPath, src)
-	}
+	ix, err := readIndex(src)
 	if err != nil {
-		return nil, fmt.Errorf("t5x: read index: %w", err)
+		return nil, err
 	}
-	ix, err := ParseIndex(b)
-	if err != nil {
-		return nil, fmt.Errorf("t5x: %s: %w", indexPath, err)
+	verify := f.opts.VerifyOnLoad
+	if verify && !ix.hasChecksums() {
+		return nil, errNoChecksums(src)
 	}
 
 	arrays := make([]*loadArray, len(ix.Arrays))
 	err = forEach(len(arrays), f.opts.IOConcurrency, func(i int) error {
-		a, err := f.openArray(src, ix.Arrays[i])
+		a, err := f.openArray(src, ix.Arrays[i], verify)
 		arrays[i] = a
 		return err
 	})
@@ -100,11 +109,33 @@ func (f *Format) Load(src string) (*tensor.StateDict, error) {
 			f.readChunk(p, a, i, ix.EveryChunkStored)
 		}
 	}
-	if err := p.wait(); err != nil {
+	err = p.wait()
+	var errs []error
+	for _, a := range arrays {
+		errs = append(errs, a.mismatches...)
+	}
+	if err := errors.Join(append([]error{err}, errs...)...); err != nil {
 		sd.Close()
 		return nil, err
 	}
 	return sd, nil
+}
+
+// readIndex reads and parses the index of the checkpoint at src.
+func readIndex(src string) (*Index, error) {
+	indexPath := filepath.Join(src, IndexFile)
+	b, err := os.ReadFile(indexPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("t5x: %s is missing, so %s is not a complete t5x checkpoint (a save that did not finish leaves no index)", indexPath, src)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("t5x: read index: %w", err)
+	}
+	ix, err := ParseIndex(b)
+	if err != nil {
+		return nil, fmt.Errorf("t5x: %s: %w", indexPath, err)
+	}
+	return ix, nil
 }
 
 func (a Array) numElements() int64 { return tensor.Meta{DType: a.DType, Shape: a.Shape}.NumElements() }
@@ -117,22 +148,25 @@ func (f *Format) outDType(d tensor.DType) tensor.DType {
 	return d
 }
 
-// openArray reads the .zarray of e's array and checks it against e.
-func (f *Format) openArray(root string, e Array) (*loadArray, error) {
+// openArray reads the .zarray of e's array and checks it against e. With
+// verify set, e must record a checksum for each chunk of the .zarray's
+// chunk grid.
+func (f *Format) openArray(root string, e Array, verify bool) (*loadArray, error) {
 	dir := filepath.Join(root, filepath.FromSlash(e.Path))
 	md, err := zarr.ReadMetadata(dir)
 	if err != nil {
 		return nil, fmt.Errorf("t5x: tensor %q: %w", e.Name, err)
 	}
+	zarray := filepath.Join(dir, zarr.MetadataFile)
 	stored, err := md.TensorDType()
 	if err != nil {
-		return nil, fmt.Errorf("t5x: tensor %q: array %s: %w", e.Name, dir, err)
+		return nil, fmt.Errorf("t5x: tensor %q: %s: %w", e.Name, zarray, err)
 	}
 	if !slices.Equal(md.Shape, e.Shape) {
-		return nil, fmt.Errorf("t5x: tensor %q: array %s has shape %v, but the index records %v; the checkpoint is inconsistent", e.Name, dir, md.Shape, e.Shape)
+		return nil, fmt.Errorf("t5x: tensor %q: %s has shape %v, but the index records %v; the checkpoint is inconsistent, so restore it from a copy or re-save it", e.Name, zarray, md.Shape, e.Shape)
 	}
 	if stored != e.DType {
-		return nil, fmt.Errorf("t5x: tensor %q: array %s stores %s, but the index records %s; the checkpoint is inconsistent", e.Name, dir, stored, e.DType)
+		return nil, fmt.Errorf("t5x: tensor %q: %s stores %s, but the index records %s; the checkpoint is inconsistent, so restore it from a copy or re-save it", e.Name, zarray, stored, e.DType)
 	}
 
 	codec, err := zarr.CodecFromMetadata(md.Compressor)
@@ -162,6 +196,13 @@ func (f *Format) openArray(root string, e Array) (*loadArray, error) {
 		a.fill = make([]byte, out.Size())
 		a.run(a.fill, fill)
 	}
+	if verify {
+		if err := checkChecksumGrid(e, md, zarray); err != nil {
+			return nil, err
+		}
+		a.sums = e.CRC32C
+		a.mismatches = make([]error, a.grid.numChunks())
+	}
 	return a, nil
 }
 
@@ -187,8 +228,16 @@ func (f *Format) readChunk(p *pipeline, a *loadArray, linear int64, requireChunk
 	readInto := raw && dst != nil && prefix && (!direct || aligned(dst))
 	decodeInto := !raw && dst != nil && full
 
-	fail := func(err error) error {
-		return fmt.Errorf("t5x: tensor %q: chunk %s: %w", a.entry.Name, file, err)
+	fail := func(err error) error { return a.chunkError(file, err) }
+	// check compares sum, the CRC-32C of the chunk's data, with the
+	// index's, and is called only when the load verifies chunks. A
+	// mismatch does not stop the load, so that Load reports every
+	// damaged chunk in tensor order, whichever is read first.
+	check := func(sum uint32) error {
+		if err := a.checkChunk(linear, sum); err != nil {
+			a.mismatches[linear] = fail(err)
+		}
+		return nil
 	}
 	// open opens the chunk file; a missing one is filled in place and
 	// returns ok=false.
@@ -196,7 +245,10 @@ func (f *Format) readChunk(p *pipeline, a *loadArray, linear int64, requireChunk
 		cf, err := openChunk(file, direct)
 		if errors.Is(err, unix.ENOENT) {
 			if requireChunks {
-				return cf, false, fail(fmt.Errorf("the file is missing, but the index records that every chunk was stored, so the checkpoint lost data"))
+				return cf, false, fail(errMissingChunk("that every chunk was stored"))
+			}
+			if a.sums != nil {
+				return cf, false, fail(errMissingChunk("a checksum for it"))
 			}
 			copyBox(a.t.Data, a.t.Shape, origin, a.out, nil, extent, zeros, 0, extent,
 				func(dst, _ []byte) { fillElements(dst, a.fill) })
@@ -207,7 +259,7 @@ func (f *Format) readChunk(p *pipeline, a *loadArray, linear int64, requireChunk
 		}
 		if raw && cf.size != chunkBytes {
 			cf.close()
-			return cf, false, fail(fmt.Errorf("the file is %d bytes, but an uncompressed chunk of %v %s is %d bytes; the file is truncated or belongs to another array", cf.size, a.grid.chunks, a.md.DType, chunkBytes))
+			return cf, false, fail(a.errRawSize(cf.size, chunkBytes))
 		}
 		return cf, true, nil
 	}
@@ -231,6 +283,9 @@ func (f *Format) readChunk(p *pipeline, a *loadArray, linear int64, requireChunk
 			defer cf.close()
 			if err := cf.readInto(dst, tail); err != nil {
 				return fail(err)
+			}
+			if a.sums != nil {
+				return check(checksum(dst))
 			}
 			return nil
 		})
@@ -278,15 +333,26 @@ func (f *Format) readChunk(p *pipeline, a *loadArray, linear int64, requireChunk
 					return fail(err)
 				}
 				if int64(len(out)) != chunkBytes {
-					return fail(fmt.Errorf("%w: it decodes to %d bytes, but a chunk of %v %s is %d bytes; the file is truncated or belongs to another array", zarr.ErrChunkSize, len(out), a.grid.chunks, a.md.DType, chunkBytes))
+					return fail(a.errDecodedSize(int64(len(out)), chunkBytes))
 				}
 				if decodeInto {
+					if a.sums != nil {
+						return check(checksum(dst))
+					}
 					return nil
 				}
 				chunk = out
 			}
-			copyBox(a.t.Data, a.t.Shape, origin, a.out, chunk, a.grid.chunks, zeros, a.stored, extent, a.run)
-			return nil
+			if a.sums == nil {
+				copyBox(a.t.Data, a.t.Shape, origin, a.out, chunk, a.grid.chunks, zeros, a.stored, extent, a.run)
+				return nil
+			}
+			// copyBox visits the chunk's elements inside the array in C
+			// order, the order the index's checksum covers.
+			var sum uint32
+			copyBox(a.t.Data, a.t.Shape, origin, a.out, chunk, a.grid.chunks, zeros, a.stored, extent,
+				func(dst, src []byte) { sum = checksumRun(dst, src, a.stored, a.out, sum, a.run) })
+			return check(sum)
 		})
 		return nil
 	})

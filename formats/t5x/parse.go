@@ -3,6 +3,7 @@ package t5x
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -66,6 +67,11 @@ func ParseIndex(b []byte) (*Index, error) {
 	}
 	if order := root.get("tensor_order"); order != nil {
 		if err := ix.reorder(order); err != nil {
+			return nil, err
+		}
+	}
+	if sums := root.get(checksumsKey); sums != nil {
+		if err := ix.setChecksums(sums); err != nil {
 			return nil, err
 		}
 	}
@@ -181,6 +187,40 @@ func (ix *Index) reorder(v any) error {
 		ordered = append(ordered, ix.Arrays[i])
 	}
 	ix.Arrays = ordered
+	return nil
+}
+
+// setChecksums fills in Array.CRC32C from the value of checksumsKey: a
+// map from tensor names to lists of unsigned 32-bit integers. Validate
+// then checks each list's length against the array's chunk grid.
+func (ix *Index) setChecksums(v any) error {
+	m, ok := v.(*orderedMap)
+	if !ok {
+		return fmt.Errorf("%w: %q is %s, want a map from tensor names to lists of CRC-32C values", ErrIndex, checksumsKey, kindOf(v))
+	}
+	at := make(map[string]int, len(ix.Arrays))
+	for i, a := range ix.Arrays {
+		at[a.Name] = i
+	}
+	for i, name := range m.keys {
+		j, ok := at[name]
+		if !ok {
+			return fmt.Errorf("%w: %q names tensor %q, which is not in the parameter tree", ErrIndex, checksumsKey, name)
+		}
+		list, ok := m.vals[i].([]any)
+		if !ok {
+			return fmt.Errorf("%w: %q: tensor %q has %s, want a list of CRC-32C values", ErrIndex, checksumsKey, name, kindOf(m.vals[i]))
+		}
+		sums := make([]uint32, len(list))
+		for k, item := range list {
+			sum, ok := toInt(item)
+			if !ok || sum < 0 || sum > math.MaxUint32 {
+				return fmt.Errorf("%w: %q: tensor %q: checksum %d is %s, want an integer from 0 to 2^32-1", ErrIndex, checksumsKey, name, k, describe(item))
+			}
+			sums[k] = uint32(sum)
+		}
+		ix.Arrays[j].CRC32C = sums
+	}
 	return nil
 }
 

@@ -21,6 +21,9 @@ type saveArray struct {
 	md       zarr.Metadata
 	grid     grid
 	itemSize int64
+	// sums receives the CRC-32C of each chunk, by linear chunk number,
+	// from the task that first reads the chunk's bytes.
+	sums []uint32
 	// pending counts the array's files (chunks and .zarray) not yet
 	// synced; the one that brings it to zero syncs the array directory.
 	pending atomic.Int64
@@ -42,11 +45,16 @@ func (a *saveArray) finish() error {
 // the package comment describes. Everything is written under
 // iox.TempPath(dst). The .zarray files and the chunks of every tensor go
 // first, concurrently, each file synced, then every directory is synced
-// and the index written last. iox.Commit then publishes the directory at
-// dst. If any step fails, the temporary directory is removed and dst is
-// left as it was.
+// and the index, with each chunk's CRC-32C, written last. iox.Commit then
+// publishes the directory at dst. If any step fails, the temporary
+// directory is removed and dst is left as it was. Save rejects a dst
+// that holds anything but a T5X checkpoint or an empty directory, which
+// the commit would delete.
 func (f *Format) Save(dst string, sd *tensor.StateDict) (err error) {
 	if err := sd.Validate(); err != nil {
+		return fmt.Errorf("t5x: save %s: %w", dst, err)
+	}
+	if err := checkReplaceable(dst); err != nil {
 		return fmt.Errorf("t5x: save %s: %w", dst, err)
 	}
 	ix := &Index{Version: IndexVersion, EveryChunkStored: true}
@@ -59,8 +67,9 @@ func (f *Format) Save(dst string, sd *tensor.StateDict) (err error) {
 		arrays[i] = a
 		ix.Arrays = append(ix.Arrays, a.entry)
 	}
-	index, err := ix.MarshalBinary()
-	if err != nil {
+	// Encoding the index now rejects names that cannot form the
+	// parameter tree before anything is written. The checksums come later.
+	if _, err := ix.MarshalBinary(); err != nil {
 		return fmt.Errorf("t5x: save %s: %w", dst, err)
 	}
 
@@ -90,6 +99,13 @@ func (f *Format) Save(dst string, sd *tensor.StateDict) (err error) {
 		return err
 	}
 
+	for i, a := range arrays {
+		ix.Arrays[i].CRC32C = a.sums
+	}
+	index, err := ix.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("t5x: save %s: %w", dst, err)
+	}
 	if err := writeFileSync(filepath.Join(tmp, IndexFile), index); err != nil {
 		return fmt.Errorf("t5x: save: %w", err)
 	}
@@ -131,6 +147,7 @@ func (f *Format) planArray(t *tensor.Tensor) (*saveArray, error) {
 			Compressor: f.codec.ID(),
 		},
 	}
+	a.sums = make([]uint32, a.grid.numChunks())
 	a.pending.Store(a.grid.numChunks() + 1)
 	return a, nil
 }
@@ -172,7 +189,10 @@ func (f *Format) writeArrays(p *pipeline, arrays []*saveArray, parents map[strin
 // contiguous run of the tensor's memory is written from there. Any other
 // is first gathered into a buffer on a CPU goroutine, which also encodes
 // compressed chunks into a buffer. The chunk's bytes count against the
-// byte budget until its file is synced.
+// byte budget until its file is synced. The goroutine that first reads
+// the chunk's bytes computes its CRC-32C into a.sums: the CPU goroutine
+// while it gathers or before it encodes, or else the I/O goroutine
+// before it writes.
 func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) {
 	idx := a.grid.chunkIndex(linear)
 	origin, extent := a.grid.region(idx)
@@ -232,7 +252,12 @@ func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) {
 		return a.finish()
 	}
 	if !gather && raw {
-		p.goIO(write)
+		p.goIO(func(tail []byte) error {
+			if !p.failed() {
+				a.sums[linear] = checksum(data)
+			}
+			return write(tail)
+		})
 		return
 	}
 	p.goCPU(func() error {
@@ -245,9 +270,17 @@ func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) {
 			if !slices.Equal(extent, a.grid.chunks) {
 				clear(g) // an edge chunk's part outside the array
 			}
+			// copyBox visits the runs in C order, so the checksum covers
+			// the chunk's elements inside the array in the order that
+			// Array.CRC32C defines.
+			var sum uint32
 			copyBox(g, a.grid.chunks, make([]int64, len(extent)), a.itemSize,
-				a.t.Data, a.t.Shape, origin, a.itemSize, extent, copyBytes)
+				a.t.Data, a.t.Shape, origin, a.itemSize, extent,
+				func(dst, src []byte) { sum = copyChecksum(dst, src, sum) })
+			a.sums[linear] = sum
 			data = g
+		} else {
+			a.sums[linear] = checksum(data)
 		}
 		if !raw {
 			out, err := f.encoder.encode(buf[gatherBytes:gatherBytes], data)
