@@ -9,14 +9,7 @@ import (
 // failure that the tests log instead of reporting, because the format's
 // code is being changed elsewhere. A test that finds the gap closed fails
 // until its entry is removed, so the list cannot outlive the gaps.
-var knownGaps = map[string]string{
-	// TODO: t5x.Save must reject a path that holds anything but a t5x
-	// checkpoint or an empty directory, as zarr's checkReplaceable does.
-	"disk-unrelated t5x": "t5x.Save replaces a directory that is not a checkpoint and deletes its contents",
-	// TODO: t5x's error for a .zarray whose shape differs from the index
-	// must name the .zarray file, as its dtype error does.
-	"shape t5x": "t5x's shape mismatch error names the array directory, not its .zarray",
-}
+var knownGaps = map[string]string{}
 
 // checker collects the failed requirements of one fault and variant, so
 // that a known gap is logged instead of failing the test.
