@@ -95,7 +95,15 @@ func scanPickle(r *bufio.Reader, limit int64) ([]byte, error) {
 		out.WriteByte(op)
 		switch arg.kind {
 		case argFixed:
+			start := out.Len()
 			err = take(int64(arg.n))
+			if err == nil && op == 0x95 {
+				// FRAME's argument is the size of the opcodes that follow,
+				// which gopickle allocates up front.
+				if n := binary.LittleEndian.Uint64(out.Bytes()[start:]); n > uint64(limit) {
+					err = fmt.Errorf("the pickle's FRAME at byte %d declares %d bytes, more than the %d-byte limit; it is damaged", start-1, n, limit)
+				}
+			}
 		case argLine:
 			err = takeLine()
 		case argLines:

@@ -30,6 +30,9 @@ var pickleArgs = func() [256]*struct{ fixed, lines, lenBytes int } {
 	return t
 }()
 
+// frameOpcode is protocol 4's FRAME.
+const frameOpcode = 0x95
+
 // checkPickle steps over the opcodes of the pickle b up to its STOP and
 // checks that each argument fits in b. gopickle allocates a value's
 // declared length before reading it, so a damaged length field could
@@ -44,6 +47,19 @@ func checkPickle(b []byte) error {
 		i++
 		if op == '.' {
 			return nil
+		}
+		if op == frameOpcode {
+			// FRAME's 8-byte argument is the size of the opcodes that
+			// follow, which gopickle allocates up front: bound it by
+			// what remains, then go on to those opcodes.
+			if len(b)-i < 8 {
+				return fmt.Errorf("the pickle ends inside the FRAME length at byte %d", i-1)
+			}
+			if n := binary.LittleEndian.Uint64(b[i:]); n > uint64(len(b)-i-8) {
+				return fmt.Errorf("FRAME at byte %d declares %d bytes, but %d remain", i-1, n, len(b)-i-8)
+			}
+			i += 8
+			continue
 		}
 		n := uint64(arg.fixed)
 		for range arg.lines {
