@@ -87,8 +87,14 @@
 // index (Array.CRC32C, under the key "chunk_crc32c", which the Python
 // readers skip). The goroutine that first reads a chunk's bytes computes
 // it: the CPU goroutine while it gathers a chunk or before it encodes
-// one, the I/O goroutine before it writes an uncompressed chunk straight
-// from the tensor. Verify checks every chunk without keeping the tensors,
+// one, the I/O goroutine as it writes an uncompressed chunk straight from
+// the tensor, a piece at a time so that the kernel's copy finds each
+// piece in the CPU cache. In BenchmarkSave on tmpfs, where a save costs
+// only CPU time, this raised a raw save's CPU time per 452 MB from about
+// 190 to 246 ms (8 runs, p = 0.02, on a 2-core VM busy with other
+// work), against 293 ms when each chunk was checksummed whole before its
+// write. gzip saves stayed within the noise. Verify checks every chunk
+// without keeping the tensors,
 // and Load with Options.VerifyOnLoad (or WithVerifyOnLoad) checks each
 // chunk as it lands. gzip's CRC-32 trailer and zstd's framing catch some
 // damage by themselves, but not a chunk file swapped with another of the

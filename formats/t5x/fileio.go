@@ -3,6 +3,7 @@ package t5x
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"unsafe"
 
@@ -55,12 +56,25 @@ func createChunk(path string, direct bool) (fd int, isDirect bool, err error) {
 // O_DIRECT, skipping the page cache. The last partial block then goes
 // through tail, a block-aligned scratch block of blockSize bytes, and the
 // file is truncated to its length afterwards.
-func writeChunkFile(path string, data []byte, direct bool, tail []byte) error {
+//
+// When sum is not nil, writeChunkFile also stores the CRC-32C of data in
+// *sum. Through the page cache it checksums and writes data one
+// checksumPiece at a time, so the kernel's copy into the page cache
+// reads each piece from the CPU cache that the checksum just filled.
+func writeChunkFile(path string, data []byte, direct bool, tail []byte, sum *uint32) error {
 	fd, isDirect, err := createChunk(path, direct && aligned(data))
 	if err != nil {
 		return err
 	}
-	err = writeAll(fd, data, isDirect, tail)
+	switch {
+	case sum != nil && !isDirect:
+		*sum, err = writeChecksummed(fd, data)
+	case sum != nil:
+		*sum = checksum(data)
+		fallthrough
+	default:
+		err = writeAll(fd, data, isDirect, tail)
+	}
 	if err == nil {
 		err = unix.Fdatasync(fd)
 	}
@@ -91,6 +105,20 @@ func writeAll(fd int, data []byte, direct bool, tail []byte) error {
 		return err
 	}
 	return unix.Ftruncate(fd, size)
+}
+
+// writeChecksummed writes data to the start of fd, a piece at a time,
+// and returns its CRC-32C.
+func writeChecksummed(fd int, data []byte) (uint32, error) {
+	var sum uint32
+	for off := 0; off < len(data); off += checksumPiece {
+		piece := data[off:min(off+checksumPiece, len(data))]
+		sum = crc32.Update(sum, castagnoli, piece)
+		if err := pwriteFull(fd, piece, int64(off)); err != nil {
+			return 0, err
+		}
+	}
+	return sum, nil
 }
 
 // pwriteFull writes all of b at off, in calls of at most maxIO bytes.

@@ -191,8 +191,8 @@ func (f *Format) writeArrays(p *pipeline, arrays []*saveArray, parents map[strin
 // compressed chunks into a buffer. The chunk's bytes count against the
 // byte budget until its file is synced. The goroutine that first reads
 // the chunk's bytes computes its CRC-32C into a.sums: the CPU goroutine
-// while it gathers or before it encodes, or else the I/O goroutine
-// before it writes.
+// while it gathers or before it encodes, or else the I/O goroutine as
+// it writes.
 func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) {
 	idx := a.grid.chunkIndex(linear)
 	origin, extent := a.grid.region(idx)
@@ -236,6 +236,9 @@ func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) {
 	}
 
 	data := src
+	// sum, when set, makes the I/O goroutine compute the chunk's checksum
+	// as it writes the chunk.
+	var sum *uint32
 	write := func(tail []byte) error {
 		defer release()
 		if p.failed() {
@@ -246,18 +249,14 @@ func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) {
 				return fmt.Errorf("t5x: tensor %q: %w", a.t.Name, err)
 			}
 		}
-		if err := writeChunkFile(file, data, direct, tail); err != nil {
+		if err := writeChunkFile(file, data, direct, tail, sum); err != nil {
 			return fmt.Errorf("t5x: tensor %q: %w", a.t.Name, err)
 		}
 		return a.finish()
 	}
 	if !gather && raw {
-		p.goIO(func(tail []byte) error {
-			if !p.failed() {
-				a.sums[linear] = checksum(data)
-			}
-			return write(tail)
-		})
+		sum = &a.sums[linear]
+		p.goIO(write)
 		return
 	}
 	p.goCPU(func() error {
@@ -273,11 +272,11 @@ func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) {
 			// copyBox visits the runs in C order, so the checksum covers
 			// the chunk's elements inside the array in the order that
 			// Array.CRC32C defines.
-			var sum uint32
+			var crc uint32
 			copyBox(g, a.grid.chunks, make([]int64, len(extent)), a.itemSize,
 				a.t.Data, a.t.Shape, origin, a.itemSize, extent,
-				func(dst, src []byte) { sum = copyChecksum(dst, src, sum) })
-			a.sums[linear] = sum
+				func(dst, src []byte) { crc = copyChecksum(dst, src, crc) })
+			a.sums[linear] = crc
 			data = g
 		} else {
 			a.sums[linear] = checksum(data)
