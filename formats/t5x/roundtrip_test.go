@@ -85,4 +85,17 @@ func TestRoundTripEmptyStateDict(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, IndexFile)); err != nil {
 		t.Errorf("an empty checkpoint has no index: %v", err)
 	}
+	f, err := New(Options{VerifyOnLoad: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Verify(dir); err != nil {
+		t.Errorf("Verify of an empty checkpoint: %v", err)
+	}
+	verified, err := f.Load(dir)
+	if err != nil {
+		t.Fatalf("Load with verification of an empty checkpoint: %v", err)
+	}
+	tensortest.Equal(t, want, verified)
+	verified.Close()
 }

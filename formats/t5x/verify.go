@@ -68,9 +68,10 @@ func regionChecksum(chunk []byte, chunks, extent []int64, size int64) uint32 {
 	return sum
 }
 
-// hasChecksums reports whether any array of the index records checksums.
+// hasChecksums reports whether any array of the index records checksums,
+// or the index has no arrays, so that there is nothing to verify.
 func (ix *Index) hasChecksums() bool {
-	return slices.ContainsFunc(ix.Arrays, func(a Array) bool { return a.CRC32C != nil })
+	return len(ix.Arrays) == 0 || slices.ContainsFunc(ix.Arrays, func(a Array) bool { return a.CRC32C != nil })
 }
 
 func errNoChecksums(path string) error {

@@ -136,6 +136,12 @@ func TestSaveRecordsChunkChecksums(t *testing.T) {
 				if err := f.Verify(path); err != nil {
 					t.Errorf("Verify of an intact checkpoint: %v", err)
 				}
+				got, err := verifyingCopy(t, f).Load(path)
+				if err != nil {
+					t.Fatalf("Load with verification of an intact checkpoint: %v", err)
+				}
+				defer got.Close()
+				tensortest.Equal(t, sd, got)
 			})
 		}
 	}
