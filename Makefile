@@ -18,7 +18,7 @@ COUNT   ?= 6
 # Every variant, in the order make bench runs them. IDs are format/codec
 # for Go formats (see bench/variants.go) and py-* for the Python peers.
 FORMATS ?= disk torchsave safetensors/read safetensors/mmap zarr/raw zarr/zstd zarr/gzip \
-	torchsave+verify safetensors/mmap+verify zarr/raw+verify \
+	torchsave+verify safetensors/mmap+verify zarr/raw+verify t5x/raw+verify \
 	t5x/raw t5x/zstd t5x/gzip py-torch py-torch-mmap py-safetensors py-tensorstore py-t5x
 
 export GOTOOLCHAIN := local

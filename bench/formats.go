@@ -23,6 +23,7 @@ func init() {
 	// Checksum verification on load, so its cost shows beside the plain
 	// loads of the same format.
 	registerVerifying(must(zarr.New(zarr.Options{Codec: "raw"})))
+	registerVerifying(must(t5x.New(t5x.Options{Codec: "raw"})))
 	registerVerifying(safetensors.New(safetensors.Options{Mmap: true}))
 }
 
