@@ -11,7 +11,7 @@ import (
 	"ckptbench/tensor/tensortest"
 )
 
-// TestSaveRejectsUnrelatedPath saves over paths that hold something other
+// TestSaveRejectsUnrelatedPath saves over paths that contain something other
 // than a t5x checkpoint. iox.Commit would delete what is there, so each
 // save must fail with an error that names the path and leave it as it was.
 func TestSaveRejectsUnrelatedPath(t *testing.T) {
