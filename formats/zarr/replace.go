@@ -1,6 +1,7 @@
 package zarr
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,8 +25,16 @@ func checkReplaceable(path string) error {
 	if !info.IsDir() {
 		return fmt.Errorf("%s exists and is not a directory; a zarr checkpoint is a directory, so remove it or choose another path", path)
 	}
-	if _, err := os.Stat(filepath.Join(path, IndexFile)); err == nil {
-		return nil
+	// Only an index that this package wrote marks a checkpoint: other
+	// tools write files named index.json too.
+	if b, err := os.ReadFile(filepath.Join(path, IndexFile)); err == nil {
+		var idx struct {
+			Format string `json:"format"`
+		}
+		if json.Unmarshal(b, &idx) == nil && idx.Format == indexFormat {
+			return nil
+		}
+		return fmt.Errorf("%s has an %s that is not a zarr checkpoint's index (no \"format\": %q), and saving would delete the directory's contents; remove it or choose another path", path, IndexFile, indexFormat)
 	}
 	entries, err := os.ReadDir(path)
 	if err != nil {

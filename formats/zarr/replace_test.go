@@ -56,3 +56,30 @@ func TestSaveKeepsUnrelatedPaths(t *testing.T) {
 		tensortest.Equal(t, sd, load(t, f, path))
 	})
 }
+
+func TestSaveRejectsForeignIndexJSON(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "app")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	precious := filepath.Join(dir, "precious.txt")
+	if err := os.WriteFile(filepath.Join(dir, IndexFile), []byte(`{"name":"my web app"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(precious, []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(Options{Codec: "raw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd := &tensor.StateDict{}
+	sd.Add(tensor.New("w", tensor.Float16, 2, 2))
+	err = f.Save(dir, sd)
+	if err == nil || !strings.Contains(err.Error(), "not a zarr checkpoint's index") {
+		t.Fatalf("Save over a directory with a foreign index.json: got %v, want a rejection", err)
+	}
+	if b, err := os.ReadFile(precious); err != nil || string(b) != "keep me" {
+		t.Errorf("precious.txt after the rejected save: %q, %v", b, err)
+	}
+}
