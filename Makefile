@@ -12,7 +12,8 @@ SHELL := /bin/bash
 
 VENV    ?= llama-venv
 PY      := $(VENV)/bin/python3
-MODEL   ?= open_llama_3b
+# MODEL defaults to open_llama_3b, or to MODEL_DIR's name when it is set.
+MODEL   ?=
 MODEL_DIR ?=
 COUNT   ?= 6
 # Every variant, in the order make bench runs them. IDs are format/codec

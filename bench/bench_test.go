@@ -9,6 +9,14 @@ import (
 var setup *Setup
 
 func TestMain(m *testing.M) {
+	// BENCH_LIST=1 prints the registered variant IDs, one a line, for
+	// scripts/bench.sh to check FORMATS against before a long run.
+	if os.Getenv("BENCH_LIST") != "" {
+		for _, id := range IDs() {
+			fmt.Println(id)
+		}
+		os.Exit(0)
+	}
 	var err error
 	if setup, err = NewSetup(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -62,8 +62,13 @@ func NewSetup() (*Setup, error) {
 		}
 		s.Config = c
 		s.Spec = model.Spec{Name: filepath.Base(abs), Config: c}
-		if spec, err := model.Lookup(name); err == nil && os.Getenv("BENCH_MODEL") != "" {
+		// A known model's name labels real weights only when their config
+		// has that model's shapes, so results never carry a wrong name.
+		if spec, err := model.Lookup(name); err == nil && os.Getenv("BENCH_MODEL") != "" &&
+			fmt.Sprint(spec.Config.Inventory(s.DType)) == fmt.Sprint(c.Inventory(s.DType)) {
 			s.Spec.Name, s.Spec.Repo = spec.Name, spec.Repo
+		} else if os.Getenv("BENCH_MODEL") != "" && err != nil {
+			s.Spec.Name = name
 		}
 		s.Weights = "pretrained, from " + abs
 	default:

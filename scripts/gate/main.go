@@ -37,6 +37,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 )
 
@@ -96,11 +97,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		flags.Usage()
 		return 2
 	}
-	if opts.Threshold < 0 {
+	// NaN compares false with everything, so it must be rejected by name.
+	if opts.Threshold < 0 || math.IsNaN(opts.Threshold) || math.IsInf(opts.Threshold, 0) {
 		fmt.Fprintf(stderr, "gate: invalid -threshold %v: want a fraction >= 0, such as 0.10\n", opts.Threshold)
 		return 2
 	}
-	if opts.Alpha <= 0 || opts.Alpha >= 1 {
+	if !(opts.Alpha > 0 && opts.Alpha < 1) {
 		fmt.Fprintf(stderr, "gate: invalid -alpha %v: want a level between 0 and 1, such as 0.05\n", opts.Alpha)
 		return 2
 	}
