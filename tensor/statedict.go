@@ -63,6 +63,9 @@ func (d *StateDict) Metas() []Meta {
 // Validate checks every tensor and rejects empty and duplicate names, the
 // conditions every format relies on before it writes anything.
 func (d *StateDict) Validate() error {
+	if d == nil {
+		return errors.New("the state dict is nil")
+	}
 	seen := make(map[string]bool, len(d.Tensors))
 	for i, t := range d.Tensors {
 		if t == nil {
