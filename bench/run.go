@@ -33,9 +33,9 @@ func (s *Setup) Name(v Variant, extra ...string) string {
 // location emptied beforehand, and reports the checkpoint's size on disk,
 // its file count and the peak resident memory of the saves.
 //
-// NOTE: the model is saved from host memory on every device; on a GPU
-// machine the device-to-host copy a training job pays before a save is
-// not part of the timed region.
+// NOTE: the model is saved from host memory on every device. On a GPU
+// machine the device-to-host copy that a training job pays before a save
+// is not part of the timed region.
 func (s *Setup) RunSave(b *testing.B, v Variant) {
 	b.StopTimer()
 	sd, err := s.Model()
@@ -91,7 +91,7 @@ const (
 
 // RunLoad times b.N loads of v's checkpoint with the page cache cold or
 // warm. The checkpoint is the last one RunSave wrote, or is saved once,
-// untimed, when there is none; the model's weights are then released so
+// untimed, when there is none. The model's weights are then released so
 // they do not share memory with the loaded copy. The first load is
 // verified against the model's checksums, untimed.
 func (s *Setup) RunLoad(b *testing.B, v Variant, cache string) {
@@ -190,7 +190,7 @@ func progressDone(start time.Time) {
 
 // Describe returns the config lines that head a results file, in Go
 // benchmark format (key: value), naming the weights, the model and the
-// method, so every result says what it measured.
+// method, so every result states what it measured.
 func (s *Setup) Describe(device string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "weights: %s\n", s.Weights)

@@ -18,13 +18,13 @@ import (
 // Setup is the model under test and where its checkpoints go. The weights
 // are created on first use and can be released between the save and the
 // load benchmarks, so a load of a 6.85 GB model does not need a second
-// resident copy; per-tensor CRC-32C checksums taken at creation verify
+// resident copy. Per-tensor CRC-32C checksums taken at creation verify
 // loads without it.
 type Setup struct {
 	Spec    model.Spec
 	Config  model.Config
 	DType   tensor.DType
-	Weights string // where the weights came from, as printed in results
+	Weights string // source of the weights, as printed in results
 	Dir     string // scratch directory for checkpoints
 
 	modelDir string

@@ -27,7 +27,7 @@ type Config struct {
 	TorchDType            string   `json:"torch_dtype,omitempty"`
 }
 
-// Spec is a model the suite knows by name.
+// Spec is a model that the suite can look up by name.
 type Spec struct {
 	// Name is the Hugging Face repository name without its owner, used in
 	// benchmark names (model=open_llama_3b).
@@ -37,9 +37,9 @@ type Spec struct {
 	Config Config
 }
 
-// The known models. OpenLLaMA-7B has the LLaMA-7B shapes; it needs about
-// 13.5 GB for one copy of its float16 weights, so save and load benchmarks
-// need roughly twice that and fit only on machines with more than 24 GiB.
+// The known models. OpenLLaMA-7B has the LLaMA-7B shapes. One copy of its
+// float16 weights is about 13.5 GB, so save and load benchmarks need
+// roughly twice that and fit only on machines with more than 24 GiB.
 var (
 	OpenLLaMA3B = Spec{Name: "open_llama_3b", Repo: "openlm-research/open_llama_3b", Config: Config{
 		Architectures: []string{"LlamaForCausalLM"}, ModelType: "llama",
