@@ -157,7 +157,13 @@ func parseSpec(name string, spec *orderedMap) (Array, error) {
 	case nil:
 		a.Compressor = "raw"
 	case *orderedMap:
-		a.Compressor, _ = c.get("id").(string)
+		id, ok := c.get("id").(string)
+		if !ok || id == "" {
+			return a, fmt.Errorf("metadata compressor id is %s, want a codec name such as \"zstd\"", describe(c.get("id")))
+		}
+		a.Compressor = id
+	default:
+		return a, fmt.Errorf("metadata compressor is %s, want null or a map with an \"id\"", kindOf(c))
 	}
 	return a, nil
 }
