@@ -60,7 +60,7 @@ func BenchmarkSave(b *testing.B) {
 			save func(string) error
 		}{"format=zarr/codec=" + codec, func(path string) error { return z.Save(path, sd) }})
 		for _, direct := range []bool{false, true} {
-			f, err := New(Options{Codec: codec, DirectWrite: direct})
+			f, err := New(Options{Codec: codec, BufferedWrite: !direct})
 			if err != nil {
 				b.Fatal(err)
 			}

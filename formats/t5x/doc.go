@@ -60,18 +60,23 @@
 // chunk that compresses by less than MinSavings is stored uncompressed
 // within its codec's format (see Options.MinSavings).
 //
-// The I/O choices follow BenchmarkSave and BenchmarkLoad (452 MB model,
-// 8 runs each, on a shared 2-core VM with an ext4 virtual disk, so
-// figures vary by 10-20 % between runs). Saves write through the page
-// cache and fdatasync each file: 1.66 GiB/s against 1.30 GiB/s with
-// O_DIRECT (p < 0.001), where a 16-stream O_DIRECT write of the same
-// bytes made 1.47 GiB/s; the byte budget keeps dirty pages far below the
-// kernel's writeback limits. Cold loads read with O_DIRECT: 1.14 GiB/s
-// against 1.00 GiB/s through the page cache (p = 0.002), with a
-// 16-stream O_DIRECT read of the same bytes at 1.10 GiB/s. Preallocating
-// files with fallocate and splitting a chunk's write into concurrent
-// 8 MiB pieces made no measurable difference (p = 0.24 and 0.59), so
-// neither is done.
+// The I/O choices follow BenchmarkSave and BenchmarkLoad on a shared
+// 2-core VM with an ext4 virtual disk, where figures vary by 10-20 %
+// between runs. Saves write with O_DIRECT and fdatasync each file. On
+// synthetic OpenLLaMA-3B (6.85 GB, 3 runs each) a raw save took 3.6 to
+// 4.3 s that way, close to the 3.9 to 4.1 s of one sequential O_DIRECT
+// stream of the same bytes. Through the page cache it took 5.4 to 10.1 s,
+// likely because the save dirtied pages faster than writeback drained them
+// and then waited for reclaim. On a 452 MB model the buffered writes were
+// faster (1.66 against 1.30 GiB/s, 8 runs, p < 0.001), which is what
+// Options.BufferedWrite is for. Loads open each chunk file through the
+// page cache and switch it to O_DIRECT only when the cache does not
+// already hold the whole file (iox.FileCachedPages). A cold load then
+// reads at the disk's speed (1.14 against 1.00 GiB/s through the cache on
+// the 452 MB model, p = 0.002), and a warm one copies from memory instead
+// of reading the disk again. Preallocating files with fallocate and
+// splitting a chunk's write into concurrent 8 MiB pieces made no
+// measurable difference (p = 0.24 and 0.59), so neither is done.
 //
 // Every chunk file is fdatasynced, every directory fsynced and the index
 // written last under iox.TempPath, then the directory is published with

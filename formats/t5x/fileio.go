@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"ckptbench/iox"
 )
 
 // maxIO is the most bytes passed to one read or write system call. Linux
@@ -167,20 +170,13 @@ type chunkFile struct {
 	size   int64
 }
 
-// openChunk opens path for reading, with O_DIRECT when direct is set and
-// the file system allows it. A missing file returns an error that wraps
-// fs.ErrNotExist (unix.ENOENT).
+// openChunk opens path for reading. With direct set, it switches the file
+// to O_DIRECT unless the page cache contains all of it or the file system
+// rejects O_DIRECT, so a cold file skips the kernel's copy and a cached
+// one is not read from the disk again. A missing file returns an error
+// that wraps fs.ErrNotExist (unix.ENOENT).
 func openChunk(path string, direct bool) (chunkFile, error) {
-	var fd int
-	var err error
-	isDirect := false
-	if direct {
-		fd, err = unix.Open(path, openFlags(unix.O_RDONLY, true), 0)
-		isDirect = err == nil
-	}
-	if !isDirect {
-		fd, err = unix.Open(path, openFlags(unix.O_RDONLY, false), 0)
-	}
+	fd, err := unix.Open(path, openFlags(unix.O_RDONLY, false), 0)
 	if err != nil {
 		return chunkFile{fd: -1}, err
 	}
@@ -189,7 +185,29 @@ func openChunk(path string, direct bool) (chunkFile, error) {
 		unix.Close(fd)
 		return chunkFile{fd: -1}, fmt.Errorf("stat: %w", err)
 	}
-	return chunkFile{fd: fd, direct: isDirect, size: st.Size}, nil
+	f := chunkFile{fd: fd, size: st.Size}
+	if direct && !wholeFileCached(fd, st.Size) {
+		f.direct = setDirect(fd)
+	}
+	return f, nil
+}
+
+// wholeFileCached reports whether every page of the open file fd, of size
+// bytes, is in the page cache. Without cachestat it reports false.
+func wholeFileCached(fd int, size int64) bool {
+	pages, err := iox.FileCachedPages(fd, 0, 0)
+	return err == nil && pages*int64(os.Getpagesize()) >= size
+}
+
+// setDirect turns on O_DIRECT for the open file fd and reports whether
+// the file system accepted it.
+func setDirect(fd int) bool {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return false
+	}
+	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_DIRECT)
+	return err == nil
 }
 
 func (f chunkFile) close() { unix.Close(f.fd) }

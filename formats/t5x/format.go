@@ -24,7 +24,7 @@ const (
 
 // Options configures a Format. The zero value is T5X's configuration:
 // gzip, 64 MiB chunks, 128 file operations in flight, with a 1 GiB byte
-// budget, buffered writes and O_DIRECT reads.
+// budget, and O_DIRECT writes and cold reads.
 type Options struct {
 	// Codec is the chunk compressor: "gzip", "zstd" or "raw" (none).
 	// Empty means DefaultCodec.
@@ -41,16 +41,16 @@ type Options struct {
 	// ChunkBytes is the target chunk size of T5X's chunk-shape rule (see
 	// ChunkShape), in bytes. Zero means DefaultChunkBytes (64 MiB).
 	ChunkBytes int64
-	// DirectWrite makes Save write chunk files with O_DIRECT, skipping
-	// the page cache, instead of with plain writes followed by fdatasync.
-	// BufferedRead makes Load read chunk files through the page cache
-	// instead of with O_DIRECT. The defaults are the faster choices
-	// measured by BenchmarkSave and BenchmarkLoad (see the package
-	// comment). O_DIRECT applies to block-aligned transfers and falls
-	// back to buffered I/O where the file system rejects it (tmpfs, for
-	// one).
-	DirectWrite  bool
-	BufferedRead bool
+	// BufferedWrite makes Save write chunk files through the page cache,
+	// each followed by fdatasync, instead of with O_DIRECT. BufferedRead
+	// makes Load read every chunk file through the page cache. By default
+	// Load reads a file with O_DIRECT unless the page cache contains all
+	// of it. The defaults are the faster choices measured on
+	// OpenLLaMA-3B (see the package comment). O_DIRECT applies to
+	// block-aligned transfers and falls back to buffered I/O where the
+	// file system rejects it.
+	BufferedWrite bool
+	BufferedRead  bool
 	// MinSavings is the fraction of its bytes that compressing a chunk
 	// must save, judged on samples, for Save to compress it. A chunk that
 	// saves less is written as stored (uncompressed) blocks of the

@@ -39,7 +39,7 @@ func TestRoundTripTiny(t *testing.T) {
 				name := fmt.Sprintf("dtype=%s/codec=%s/direct=%v", dtype, codec, direct)
 				t.Run(name, func(t *testing.T) {
 					want := model.Synthetic(model.Tiny.Config, dtype, 7)
-					got, _ := saveLoad(t, Options{Codec: codec, DirectWrite: direct, BufferedRead: !direct}, want)
+					got, _ := saveLoad(t, Options{Codec: codec, BufferedWrite: !direct, BufferedRead: !direct}, want)
 					tensortest.Equal(t, want, got)
 				})
 			}

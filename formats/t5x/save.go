@@ -204,7 +204,7 @@ func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) {
 	if off, ok := contiguousOffset(a.t.Shape, origin, extent); ok && slices.Equal(extent, a.grid.chunks) {
 		src = a.t.Data[off*a.itemSize : off*a.itemSize+n]
 	}
-	direct := f.opts.DirectWrite
+	direct := !f.opts.BufferedWrite
 	raw := f.codec.ID() == "raw"
 	gather := src == nil || (raw && direct && !aligned(src))
 	var gatherBytes, bufBytes int64
