@@ -10,8 +10,9 @@
 //     removed, and dirty pages flushed with sync(2), before the timer
 //     starts.
 //   - A cold load starts after the checkpoint's pages were evicted with
-//     fsync and posix_fadvise(POSIX_FADV_DONTNEED); a warm load starts
-//     after an untimed load has read every file once.
+//     fsync and posix_fadvise(POSIX_FADV_DONTNEED). A warm load starts
+//     after every file was read through the page cache. The off-state-B
+//     metric counts the bytes that cachestat found in the other state.
 //   - A load is done when every byte is in memory the caller can use.
 //     The loaded tensors are checked byte for byte against the model once
 //     per benchmark, outside the timed region.

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -120,8 +121,7 @@ func (s *Setup) RunLoad(b *testing.B, v Variant, cache string) {
 		d.Buffered = true
 		lv.Format = d
 	}
-	// An untimed load verifies the checkpoint and, for warm loads, fills
-	// the page cache.
+	// An untimed load verifies the checkpoint.
 	sd, err := lv.Load(path)
 	if err != nil {
 		b.Fatalf("load %s: %v", v.ID, err)
@@ -134,16 +134,17 @@ func (s *Setup) RunLoad(b *testing.B, v Variant, cache string) {
 		b.Fatalf("disk reference read %d bytes, want %d", got, s.bytes)
 	}
 	var peak int64
+	stale := int64(-1) // stays -1 where the kernel cannot count cached pages
 	dev := device.Current()
 	for i := 0; i < b.N; i++ {
 		sd.Close()
 		sd = nil
 		FreeMemory()
-		if cache == Cold {
-			if err := iox.DropCache(path); err != nil {
-				b.Fatal(err)
-			}
+		n, err := setCache(path, cache)
+		if err != nil {
+			b.Fatal(err)
 		}
+		stale = max(stale, n)
 		if err := ResetPeakRSS(); err != nil {
 			b.Fatal(err)
 		}
@@ -172,6 +173,40 @@ func (s *Setup) RunLoad(b *testing.B, v Variant, cache string) {
 	sd.Close()
 	FreeMemory()
 	b.ReportMetric(float64(peak), "peak-RSS-B")
+	if stale >= 0 {
+		b.ReportMetric(float64(stale), "off-state-B")
+	}
+}
+
+// setCache puts the checkpoint at path in the page-cache state that cache
+// names: no page cached (Cold) or every page cached (Warm). It returns the
+// bytes that cachestat still finds in the other state, or -1 where the
+// kernel has no cachestat. Above 1 % of the checkpoint it prints a
+// warning, because the load that follows is then not entirely cold or warm.
+func setCache(path, cache string) (int64, error) {
+	set := iox.DropCache
+	if cache == Warm {
+		set = iox.FillCache
+	}
+	if err := set(path); err != nil {
+		return 0, err
+	}
+	cached, total, err := iox.CachedBytes(path)
+	if errors.Is(err, unix.ENOSYS) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	off := cached
+	if cache == Warm {
+		off = total - cached
+	}
+	if off*100 > total {
+		fmt.Fprintf(os.Stderr, "bench: warning: %s load of %s: %d of its %d bytes are not %s\n",
+			cache, path, off, total, map[string]string{Cold: "evicted", Warm: "cached"}[cache])
+	}
+	return off, nil
 }
 
 // progress prints what the benchmark is doing to standard error, so long
@@ -203,7 +238,7 @@ func (s *Setup) Describe(device string) string {
 	fmt.Fprintf(&b, "tensor-bytes: %d\n", s.Config.NumBytes(s.DType))
 	fmt.Fprintf(&b, "device: %s\n", device)
 	fmt.Fprintf(&b, "sync: saves fsync every file and directory inside the timed region\n")
-	fmt.Fprintf(&b, "cache: cold loads follow fsync and posix_fadvise(DONTNEED) of every checkpoint file; warm loads follow an untimed load\n")
+	fmt.Fprintf(&b, "cache: cold loads follow fsync and posix_fadvise(DONTNEED) of every checkpoint file; warm loads follow a read of every checkpoint file through the page cache; off-state-B counts the bytes cachestat found in the other state\n")
 	if mem, err := memTotal(); err == nil {
 		fmt.Fprintf(&b, "mem-total: %d\n", mem)
 	}

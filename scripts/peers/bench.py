@@ -131,6 +131,8 @@ def _run_loads(opts: Options, path: str, cache: str, want_metas, want_sums, emit
         gc.collect()
         if cache == "cold":
             durable.drop_cache(path)
+        else:
+            durable.fill_cache(path)
         loaded, result = timed(lambda: fmt.load(path))
         # Names, dtypes and shapes are checked after every load, payloads
         # only after the first of each cache mode, because a CRC-32 of a

@@ -181,6 +181,19 @@ def drop_cache(path: str) -> None:
             os.close(fd)
 
 
+def fill_cache(path: str) -> None:
+    """Read every regular file under path through the page cache.
+
+    This sets the state a warm load assumes, whatever the loader's own
+    I/O: every page of the checkpoint is cached, as after a recent write
+    or read by another process.
+    """
+    for p in regular_files(path):
+        with open(p, "rb", buffering=0) as f:
+            while f.read(1 << 20):
+                pass
+
+
 def usage(path: str) -> tuple[int, int]:
     """Return the number of regular files under path and the sum of their apparent sizes."""
     files = 0
