@@ -131,18 +131,7 @@ func SyncTree(root string) error {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		f, err := os.OpenFile(p, os.O_RDWR, 0)
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", p, err)
-		}
-		return nil
+		return SyncFile(p)
 	})
 	if err != nil {
 		return err

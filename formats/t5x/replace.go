@@ -2,13 +2,12 @@ package t5x
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"ckptbench/iox"
 )
 
 // checkReplaceable returns an error unless Save may replace what is at
@@ -23,36 +22,17 @@ import (
 // replaced. The name alone would not do: TensorFlow keeps a text file
 // named "checkpoint" in its model directories.
 func checkReplaceable(path string) error {
-	info, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !info.IsDir() {
-		return fmt.Errorf("%s exists and is not a directory; a t5x checkpoint is a directory, so remove it or choose another path", path)
-	}
-	index := filepath.Join(path, IndexFile)
-	f, err := os.Open(index)
-	if errors.Is(err, fs.ErrNotExist) {
-		entries, err := os.ReadDir(path)
+	return iox.CheckReplaceable(path, "t5x", IndexFile, func(index string) error {
+		f, err := os.Open(index)
 		if err != nil {
 			return err
 		}
-		if len(entries) > 0 {
-			return fmt.Errorf("%s is a directory but not a t5x checkpoint (it has no index file %s), and saving would delete its contents; remove it or choose another path", path, IndexFile)
+		defer f.Close()
+		if !isIndex(bufio.NewReader(f)) {
+			return fmt.Errorf("%s is not a t5x msgpack index", index)
 		}
 		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if !isIndex(bufio.NewReader(f)) {
-		return fmt.Errorf("%s is a directory but not a t5x checkpoint (%s is not a t5x msgpack index), and saving would delete its contents; remove it or choose another path", path, index)
-	}
-	return nil
+	})
 }
 
 // isIndex reports whether r starts with a msgpack map that has the keys

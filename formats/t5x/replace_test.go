@@ -26,7 +26,7 @@ func TestSaveRejectsUnrelatedPath(t *testing.T) {
 		{"directory of other files", func(t *testing.T, path string) string {
 			mkdir(t, path)
 			return writeTestFile(t, filepath.Join(path, "notes.txt"), "keep me")
-		}, "has no index file checkpoint"},
+		}, `has no file named "checkpoint"`},
 		{"TensorFlow checkpoint state", func(t *testing.T, path string) string {
 			mkdir(t, path)
 			writeTestFile(t, filepath.Join(path, "model.ckpt-1.index"), "tf")

@@ -106,7 +106,7 @@ func (f *Format) Save(dst string, sd *tensor.StateDict) (err error) {
 	if err != nil {
 		return fmt.Errorf("t5x: save %s: %w", dst, err)
 	}
-	if err := writeFileSync(filepath.Join(tmp, IndexFile), index); err != nil {
+	if err := iox.WriteFileSync(filepath.Join(tmp, IndexFile), index); err != nil {
 		return fmt.Errorf("t5x: save: %w", err)
 	}
 	if err := iox.SyncDir(tmp); err != nil {
@@ -298,22 +298,3 @@ func (f *Format) writeChunk(p *pipeline, a *saveArray, linear int64) {
 // take: incompressible data is stored with a few bytes of framing per
 // block. The codecs grow the buffer on the Go heap if it were ever short.
 func encodeBound(n int64) int64 { return n + n/64 + 4096 }
-
-// writeFileSync creates path with data and fsyncs it.
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}

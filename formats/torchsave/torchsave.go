@@ -63,7 +63,7 @@ func (Format) Save(path string, sd *tensor.StateDict) error {
 		os.Remove(tmp)
 		return fmt.Errorf("torchsave: save %s: %w", path, libtorch.Clean(err))
 	}
-	if err := syncFile(tmp); err != nil {
+	if err := iox.SyncFile(tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("torchsave: save %s: %w", path, err)
 	}
@@ -143,22 +143,6 @@ func archiveSize(sd *tensor.StateDict) uint64 {
 		n += uint64(len(t.Data)) + 1024 + 2*uint64(len(t.Name))
 	}
 	return n
-}
-
-// syncFile makes the file's contents durable.
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	return nil
 }
 
 // Load reads a TorchScript archive into CPU memory. The returned tensors

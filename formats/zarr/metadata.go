@@ -13,6 +13,7 @@ import (
 
 	"github.com/x448/float16"
 
+	"ckptbench/iox"
 	"ckptbench/tensor"
 )
 
@@ -118,21 +119,10 @@ func WriteMetadata(dir string, md Metadata) error {
 	return writeFileSync(filepath.Join(dir, MetadataFile), b)
 }
 
-// writeFileSync creates path with data and fsyncs it before closing.
+// writeFileSync is iox.WriteFileSync with this package's error prefix.
 func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
+	if err := iox.WriteFileSync(path, data); err != nil {
 		return fmt.Errorf("zarr: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("zarr: write %s: %w", path, err)
 	}
 	return nil
 }
