@@ -198,18 +198,33 @@ func (c *gzipCodec) Compressor() json.RawMessage {
 }
 
 func (c *gzipCodec) Encode(dst, src []byte) ([]byte, error) {
+	return deflateEncode(&c.writers, dst, src, func(w io.Writer) (deflateWriter, error) {
+		return gzip.NewWriterLevel(w, deflateLevel(c.level))
+	})
+}
+
+// deflateWriter is a gzip or zlib compressor, which Reset points at a new
+// output so that a pool can reuse it.
+type deflateWriter interface {
+	io.WriteCloser
+	Reset(io.Writer)
+}
+
+// deflateEncode compresses src into dst's memory with a writer from pool,
+// or a new one from newWriter when the pool is empty.
+func deflateEncode(pool *sync.Pool, dst, src []byte, newWriter func(io.Writer) (deflateWriter, error)) ([]byte, error) {
 	buf := bytes.NewBuffer(dst[:0])
 	buf.Grow(maxDeflateSize(len(src)))
-	w, _ := c.writers.Get().(*gzip.Writer)
+	w, _ := pool.Get().(deflateWriter)
 	if w == nil {
 		var err error
-		if w, err = gzip.NewWriterLevel(buf, deflateLevel(c.level)); err != nil {
+		if w, err = newWriter(buf); err != nil {
 			return nil, err
 		}
 	} else {
 		w.Reset(buf)
 	}
-	defer c.writers.Put(w)
+	defer pool.Put(w)
 	if _, err := w.Write(src); err != nil {
 		return nil, err
 	}
@@ -258,25 +273,9 @@ func (c *zlibCodec) Compressor() json.RawMessage {
 }
 
 func (c *zlibCodec) Encode(dst, src []byte) ([]byte, error) {
-	buf := bytes.NewBuffer(dst[:0])
-	buf.Grow(maxDeflateSize(len(src)))
-	w, _ := c.writers.Get().(*zlib.Writer)
-	if w == nil {
-		var err error
-		if w, err = zlib.NewWriterLevel(buf, deflateLevel(c.level)); err != nil {
-			return nil, err
-		}
-	} else {
-		w.Reset(buf)
-	}
-	defer c.writers.Put(w)
-	if _, err := w.Write(src); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return deflateEncode(&c.writers, dst, src, func(w io.Writer) (deflateWriter, error) {
+		return zlib.NewWriterLevel(w, deflateLevel(c.level))
+	})
 }
 
 func (c *zlibCodec) Decode(dst, src []byte) ([]byte, error) {
