@@ -25,4 +25,8 @@
 // archives (torch.jit.save, libtorch's serializer), big-endian files and
 // pickles of anything but a flat name-to-tensor dict are rejected with an
 // error that says so.
+//
+// Storages, RebuildTensor and FindStorageClass decode the storage
+// references that torch.save and libtorch's serializer both pickle, so
+// formats/torchsave reads TorchScript archives' data.pkl with them too.
 package torchpickle

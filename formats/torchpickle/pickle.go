@@ -4,75 +4,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/big"
-	"strings"
 
 	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
-
-	"ckptbench/tensor"
 )
-
-// storage is one PyTorch storage that the pickle refers to by key.
-type storage struct {
-	key   string
-	dtype tensor.DType
-	// numel is the storage's size in elements of dtype.
-	numel int64
-}
-
-// tensorRef is a tensor as the pickle describes it: a view of a storage.
-type tensorRef struct {
-	storage *storage
-	// offset is the view's first element in the storage.
-	offset int64
-	shape  []int64
-	stride []int64
-}
 
 // namedRef is one entry of the state dict, in pickle order.
 type namedRef struct {
 	name string
-	ref  *tensorRef
+	ref  *View
 }
-
-// storageClasses maps torch's typed storage classes to dtypes. PyTorch
-// pickles every tensor's storage as one of these, by the tensor's dtype.
-var storageClasses = map[string]tensor.DType{
-	"HalfStorage":     tensor.Float16,
-	"BFloat16Storage": tensor.BFloat16,
-	"FloatStorage":    tensor.Float32,
-	"DoubleStorage":   tensor.Float64,
-	"CharStorage":     tensor.Int8,
-	"ByteStorage":     tensor.Uint8,
-	"IntStorage":      tensor.Int32,
-	"LongStorage":     tensor.Int64,
-	"BoolStorage":     tensor.Bool,
-}
-
-// storageClass is the value a pickle's GLOBAL torch.<X>Storage loads.
-type storageClass struct {
-	name  string
-	dtype tensor.DType
-}
-
-// callable adapts a function to gopickle's types.Callable, which REDUCE
-// calls.
-type callable func(args ...any) (any, error)
-
-func (c callable) Call(args ...any) (any, error) { return c(args...) }
 
 // unpickler decodes one state-dict pickle and collects its storages.
 type unpickler struct {
-	storages map[string]*storage
+	storages Storages
 	// legacy is set for the pre-1.6 format, whose persistent IDs carry a
 	// sixth element (a storage view, always None since PyTorch 0.4).
 	legacy bool
 }
 
 func newUnpickler(legacy bool) *unpickler {
-	return &unpickler{storages: make(map[string]*storage), legacy: legacy}
+	return &unpickler{storages: make(Storages), legacy: legacy}
 }
 
 // load unpickles one pickle from r and returns the state dict's entries in
@@ -115,95 +68,21 @@ func loadValue(r io.Reader) (v any, err error) {
 func (up *unpickler) findClass(module, name string) (any, error) {
 	switch module + "." + name {
 	case "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor":
-		return callable(rebuildTensor), nil
+		return Callable(RebuildTensor), nil
 	case "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state":
-		return callable(rebuildParameter), nil
+		return Callable(rebuildParameter), nil
 	}
 	if module == "torch" {
-		if d, ok := storageClasses[name]; ok {
-			return &storageClass{name: name, dtype: d}, nil
-		}
-		if strings.HasSuffix(name, "Storage") {
-			return nil, fmt.Errorf("storage type torch.%s is not supported (supported dtypes: float16, bfloat16, float32, float64, int8, uint8, int32, int64, bool)", name)
+		if class, ok, err := FindStorageClass(name); ok {
+			return class, err
 		}
 	}
 	return nil, fmt.Errorf("unsupported Python object %s.%s; only state dicts of tensors can be read (save model.state_dict(), not the model or other objects)", module, name)
 }
 
-// persistentLoad resolves a storage reference, the tuple
-// ("storage", storage class, key, location, numel) that torch.save's
-// persistent_id writes (plus a None view in the legacy format).
+// persistentLoad resolves a storage reference (see Storages.Resolve).
 func (up *unpickler) persistentLoad(pid any) (any, error) {
-	t, ok := pid.(*types.Tuple)
-	if !ok || t.Len() == 0 {
-		return nil, fmt.Errorf("persistent ID %v is not a storage tuple", pid)
-	}
-	if kind, _ := t.Get(0).(string); kind != "storage" {
-		return nil, fmt.Errorf("persistent ID of kind %v is not supported; only storages are", t.Get(0))
-	}
-
-	want := 5
-	if up.legacy {
-		want = 6
-	}
-	if t.Len() != want {
-		return nil, fmt.Errorf("storage reference has %d elements, want %d", t.Len(), want)
-	}
-	class, ok := t.Get(1).(*storageClass)
-	if !ok {
-		return nil, fmt.Errorf("storage reference names %v, not a torch storage class", t.Get(1))
-	}
-	key, ok := t.Get(2).(string)
-	if !ok {
-		return nil, fmt.Errorf("storage key %v is not a string", t.Get(2))
-	}
-	numel, err := toInt64(t.Get(4))
-	if err != nil || numel < 0 || numel > math.MaxInt64/int64(class.dtype.Size()) {
-		return nil, fmt.Errorf("storage %s: invalid size %v", key, t.Get(4))
-	}
-
-	if up.legacy && t.Get(5) != nil {
-		return nil, fmt.Errorf("storage %s is a storage view, which only PyTorch before 0.4 wrote; re-save the file with a current PyTorch", key)
-	}
-
-	if s, ok := up.storages[key]; ok {
-		if s.dtype != class.dtype || s.numel != numel {
-			return nil, fmt.Errorf("storage %s is referred to as %d elements of %s and as %d of %s", key, s.numel, s.dtype, numel, class.dtype)
-		}
-		return s, nil
-	}
-	s := &storage{key: key, dtype: class.dtype, numel: numel}
-	up.storages[key] = s
-	return s, nil
-}
-
-// rebuildTensor replaces torch._utils._rebuild_tensor_v2(storage,
-// storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
-// and the older _rebuild_tensor(storage, storage_offset, size, stride).
-func rebuildTensor(args ...any) (any, error) {
-	if len(args) < 4 {
-		return nil, fmt.Errorf("_rebuild_tensor_v2 got %d arguments, want at least 4", len(args))
-	}
-	s, ok := args[0].(*storage)
-	if !ok {
-		return nil, fmt.Errorf("_rebuild_tensor_v2: first argument %v is not a storage", args[0])
-	}
-	offset, err := toInt64(args[1])
-	if err != nil || offset < 0 {
-		return nil, fmt.Errorf("_rebuild_tensor_v2: invalid storage offset %v", args[1])
-	}
-	shape, err := toInt64s(args[2])
-	if err != nil {
-		return nil, fmt.Errorf("_rebuild_tensor_v2: invalid size: %w", err)
-	}
-	stride, err := toInt64s(args[3])
-	if err != nil {
-		return nil, fmt.Errorf("_rebuild_tensor_v2: invalid stride: %w", err)
-	}
-	if len(shape) != len(stride) {
-		return nil, fmt.Errorf("_rebuild_tensor_v2: size %v and stride %v differ in length", shape, stride)
-	}
-	return &tensorRef{storage: s, offset: offset, shape: shape, stride: stride}, nil
+	return up.storages.Resolve(pid, up.legacy)
 }
 
 // rebuildParameter replaces torch._utils._rebuild_parameter(data,
@@ -212,7 +91,7 @@ func rebuildParameter(args ...any) (any, error) {
 	if len(args) == 0 {
 		return nil, errors.New("_rebuild_parameter got no arguments")
 	}
-	ref, ok := args[0].(*tensorRef)
+	ref, ok := args[0].(*View)
 	if !ok {
 		return nil, fmt.Errorf("_rebuild_parameter: first argument %v is not a tensor", args[0])
 	}
@@ -248,7 +127,7 @@ func stateDictEntries(v any) ([]namedRef, error) {
 			return nil, fmt.Errorf("state dict key %q appears twice", name)
 		}
 		seen[name] = true
-		ref, ok := it.value.(*tensorRef)
+		ref, ok := it.value.(*View)
 		if !ok {
 			return nil, fmt.Errorf("state dict entry %q is %s, not a tensor; only flat state dicts can be read, so save the inner state dict of a checkpoint that nests the weights", name, describe(it.value))
 		}
@@ -282,32 +161,4 @@ func describe(v any) string {
 	default:
 		return fmt.Sprintf("a %T", v)
 	}
-}
-
-func toInt64(v any) (int64, error) {
-	switch v := v.(type) {
-	case int:
-		return int64(v), nil
-	case *big.Int:
-		if v.IsInt64() {
-			return v.Int64(), nil
-		}
-	}
-	return 0, fmt.Errorf("%v is not an integer that fits in int64", v)
-}
-
-func toInt64s(v any) ([]int64, error) {
-	t, ok := v.(*types.Tuple)
-	if !ok {
-		return nil, fmt.Errorf("%v is not a tuple", v)
-	}
-	out := make([]int64, t.Len())
-	for i := range out {
-		n, err := toInt64(t.Get(i))
-		if err != nil {
-			return nil, err
-		}
-		out[i] = n
-	}
-	return out, nil
 }

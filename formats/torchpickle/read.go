@@ -117,19 +117,19 @@ func readZip(f io.ReaderAt, size int64) (*tensor.StateDict, error) {
 	}
 
 	// Each storage's bytes are the record data/<key>, stored uncompressed.
-	offsets := make(map[*storage]int64, len(up.storages))
+	offsets := make(map[*Storage]int64, len(up.storages))
 	for _, s := range up.storages {
-		name := prefix + "data/" + s.key
+		name := prefix + "data/" + s.Key
 		zf, ok := records[name]
 		if !ok {
-			return nil, fmt.Errorf("record %s of storage %s is missing from the archive", name, s.key)
+			return nil, fmt.Errorf("record %s of storage %s is missing from the archive", name, s.Key)
 		}
 		if zf.Method != zip.Store {
 			return nil, fmt.Errorf("%w: record %s is compressed (method %d); torch.save stores records uncompressed, so the archive was repacked", ErrUnsupported, name, zf.Method)
 		}
-		need := s.numel * int64(s.dtype.Size())
+		need := s.Numel * int64(s.DType.Size())
 		if zf.UncompressedSize64 > math.MaxInt64 || int64(zf.UncompressedSize64) < need {
-			return nil, fmt.Errorf("record %s is %d bytes, but storage %s needs %d (%d elements of %s)", name, zf.UncompressedSize64, s.key, need, s.numel, s.dtype)
+			return nil, fmt.Errorf("record %s is %d bytes, but storage %s needs %d (%d elements of %s)", name, zf.UncompressedSize64, s.Key, need, s.Numel, s.DType)
 		}
 		off, err := zf.DataOffset()
 		if err != nil {
@@ -240,7 +240,7 @@ func readLegacy(f io.ReaderAt, size int64) (*tensor.StateDict, error) {
 
 	// The storages follow in key-list order, each an int64 element count
 	// and the raw bytes.
-	offsets := make(map[*storage]int64, len(up.storages))
+	offsets := make(map[*Storage]int64, len(up.storages))
 	for i := range keys.Len() {
 		key, _ := keys.Get(i).(string)
 		s, ok := up.storages[key]
@@ -251,10 +251,10 @@ func readLegacy(f io.ReaderAt, size int64) (*tensor.StateDict, error) {
 		if _, err := f.ReadAt(countBuf[:], pos); err != nil {
 			return nil, fmt.Errorf("storage %s: read its size at byte %d: %w (truncated file?)", key, pos, err)
 		}
-		if n := int64(binary.LittleEndian.Uint64(countBuf[:])); n != s.numel {
-			return nil, fmt.Errorf("storage %s: the data contains %d elements, but the pickle declares %d", key, n, s.numel)
+		if n := int64(binary.LittleEndian.Uint64(countBuf[:])); n != s.Numel {
+			return nil, fmt.Errorf("storage %s: the data contains %d elements, but the pickle declares %d", key, n, s.Numel)
 		}
-		nbytes := s.numel * int64(s.dtype.Size())
+		nbytes := s.Numel * int64(s.DType.Size())
 		if nbytes > size-pos-8 {
 			return nil, fmt.Errorf("storage %s runs past the end of the %d-byte file (truncated file?)", key, size)
 		}
@@ -263,7 +263,7 @@ func readLegacy(f io.ReaderAt, size int64) (*tensor.StateDict, error) {
 	}
 	for _, s := range up.storages {
 		if _, ok := offsets[s]; !ok {
-			return nil, fmt.Errorf("storage %s is missing from the storage key list", s.key)
+			return nil, fmt.Errorf("storage %s is missing from the storage key list", s.Key)
 		}
 	}
 	return readTensors(f, entries, offsets)
@@ -275,8 +275,8 @@ type span struct{ begin, end int64 }
 // readTensors checks each tensor against its storage, reads the used part
 // of every storage with one ReadAt at offsets[storage], and returns the
 // tensors in entry order as slices of those buffers.
-func readTensors(f io.ReaderAt, entries []namedRef, offsets map[*storage]int64) (*tensor.StateDict, error) {
-	used := make(map[*storage]span)
+func readTensors(f io.ReaderAt, entries []namedRef, offsets map[*Storage]int64) (*tensor.StateDict, error) {
+	used := make(map[*Storage]span)
 	ranges := make([]span, len(entries))
 	for i, e := range entries {
 		r, err := byteRange(e)
@@ -284,7 +284,7 @@ func readTensors(f io.ReaderAt, entries []namedRef, offsets map[*storage]int64) 
 			return nil, err
 		}
 		ranges[i] = r
-		s := e.ref.storage
+		s := e.ref.Storage
 		if u, ok := used[s]; ok {
 			used[s] = span{min(u.begin, r.begin), max(u.end, r.end)}
 		} else {
@@ -293,13 +293,13 @@ func readTensors(f io.ReaderAt, entries []namedRef, offsets map[*storage]int64) 
 	}
 
 	// Read storages in file order, so the reads make one forward pass over the disk.
-	storages := make([]*storage, 0, len(used))
+	storages := make([]*Storage, 0, len(used))
 	for s := range used {
 		storages = append(storages, s)
 	}
-	slices.SortFunc(storages, func(a, b *storage) int { return cmpInt64(offsets[a], offsets[b]) })
+	slices.SortFunc(storages, func(a, b *Storage) int { return cmpInt64(offsets[a], offsets[b]) })
 	sd := &tensor.StateDict{Tensors: make([]*tensor.Tensor, len(entries))}
-	bufs := make(map[*storage][]byte, len(used))
+	bufs := make(map[*Storage][]byte, len(used))
 	for _, s := range storages {
 		u := used[s]
 		buf, err := sd.Alloc(u.end - u.begin)
@@ -308,16 +308,16 @@ func readTensors(f io.ReaderAt, entries []namedRef, offsets map[*storage]int64) 
 		}
 		if err != nil {
 			sd.Close()
-			return nil, fmt.Errorf("read storage %s: %w", s.key, err)
+			return nil, fmt.Errorf("read storage %s: %w", s.Key, err)
 		}
 		bufs[s] = buf
 	}
 	for i, e := range entries {
-		s := e.ref.storage
+		s := e.ref.Storage
 		lo := ranges[i].begin - used[s].begin
 		hi := ranges[i].end - used[s].begin
 		sd.Tensors[i] = &tensor.Tensor{
-			Meta: tensor.Meta{Name: e.name, DType: s.dtype, Shape: e.ref.shape},
+			Meta: tensor.Meta{Name: e.name, DType: s.DType, Shape: e.ref.Shape},
 			Data: bufs[s][lo:hi:hi],
 		}
 	}
@@ -327,20 +327,20 @@ func readTensors(f io.ReaderAt, entries []namedRef, offsets map[*storage]int64) 
 // byteRange checks that e is a contiguous, C-order view inside its
 // storage and returns its byte range in the storage.
 func byteRange(e namedRef) (span, error) {
-	ref, s := e.ref, e.ref.storage
-	meta := tensor.Meta{Name: e.name, DType: s.dtype, Shape: ref.shape}
+	ref, s := e.ref, e.ref.Storage
+	meta := tensor.Meta{Name: e.name, DType: s.DType, Shape: ref.Shape}
 	numel := meta.NumElements()
 	if numel < 0 {
-		return span{}, fmt.Errorf("tensor %s: invalid size %v", e.name, ref.shape)
+		return span{}, fmt.Errorf("tensor %s: invalid size %v", e.name, ref.Shape)
 	}
-	if !contiguous(ref.shape, ref.stride) {
-		return span{}, fmt.Errorf("%w: tensor %s has size %v and stride %v, which is not contiguous; save it with .contiguous() (state_dict() tensors always are)", ErrUnsupported, e.name, ref.shape, ref.stride)
+	if !contiguous(ref.Shape, ref.Stride) {
+		return span{}, fmt.Errorf("%w: tensor %s has size %v and stride %v, which is not contiguous; save it with .contiguous() (state_dict() tensors always are)", ErrUnsupported, e.name, ref.Shape, ref.Stride)
 	}
-	if ref.offset > s.numel || numel > s.numel-ref.offset {
-		return span{}, fmt.Errorf("tensor %s: elements [%d, %d) lie outside storage %s of %d elements", e.name, ref.offset, ref.offset+numel, s.key, s.numel)
+	if ref.Offset > s.Numel || numel > s.Numel-ref.Offset {
+		return span{}, fmt.Errorf("tensor %s: elements [%d, %d) lie outside storage %s of %d elements", e.name, ref.Offset, ref.Offset+numel, s.Key, s.Numel)
 	}
-	size := int64(s.dtype.Size())
-	return span{ref.offset * size, (ref.offset + numel) * size}, nil
+	size := int64(s.DType.Size())
+	return span{ref.Offset * size, (ref.Offset + numel) * size}, nil
 }
 
 // contiguous reports whether stride is the C-order stride of shape, as

@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/big"
-	"path"
 	"strings"
 
 	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
 
 	"ckptbench/formats"
-	"ckptbench/tensor"
+	"ckptbench/formats/torchpickle"
 )
 
 // maxPickleBytes bounds the data.pkl record that readArchive reads into
@@ -36,20 +34,10 @@ type archive struct {
 }
 
 // archiveTensor is one parameter as data.pkl describes it: a view of a
-// storage record.
+// storage record, with the name libtorch gives it.
 type archiveTensor struct {
-	name    string
-	storage *archiveStorage
-	offset  int64 // in elements of the storage
-	shape   []int64
-	stride  []int64
-}
-
-// archiveStorage is a storage that data.pkl refers to by key.
-type archiveStorage struct {
-	key   string
-	dtype tensor.DType
-	numel int64
+	name string
+	torchpickle.View
 }
 
 // readArchive opens the archive at path and parses its data.pkl. It reads
@@ -115,17 +103,17 @@ func (a *archive) parse() error {
 // record returns the record of t's storage and checks its size against
 // the pickle.
 func (a *archive) record(t archiveTensor) (*zip.File, error) {
-	s := t.storage
-	f, ok := a.records[s.key]
+	s := t.Storage
+	f, ok := a.records[s.Key]
 	if !ok {
-		return nil, fmt.Errorf("torchsave: %s: tensor %q: record %s/data/%s is missing; the file is damaged, so restore it from a copy or re-save it", a.path, t.name, a.prefix, s.key)
+		return nil, fmt.Errorf("torchsave: %s: tensor %q: record %s/data/%s is missing; the file is damaged, so restore it from a copy or re-save it", a.path, t.name, a.prefix, s.Key)
 	}
-	want := uint64(s.numel) * uint64(s.dtype.Size())
+	want := uint64(s.Numel) * uint64(s.DType.Size())
 	if f.UncompressedSize64 != want {
-		return nil, fmt.Errorf("torchsave: %s: tensor %q: record %s has %d bytes, but data.pkl describes %d elements of %s (%d bytes); the file is damaged, so restore it from a copy or re-save it", a.path, t.name, f.Name, f.UncompressedSize64, s.numel, s.dtype, want)
+		return nil, fmt.Errorf("torchsave: %s: tensor %q: record %s has %d bytes, but data.pkl describes %d elements of %s (%d bytes); the file is damaged, so restore it from a copy or re-save it", a.path, t.name, f.Name, f.UncompressedSize64, s.Numel, s.DType, want)
 	}
-	if end, ok := viewEnd(t); !ok || end > s.numel {
-		return nil, fmt.Errorf("torchsave: %s: tensor %q: shape %v with stride %v at offset %d does not fit in the %d elements of record %s; the file is damaged", a.path, t.name, t.shape, t.stride, t.offset, s.numel, f.Name)
+	if end, ok := viewEnd(t); !ok || end > s.Numel {
+		return nil, fmt.Errorf("torchsave: %s: tensor %q: shape %v with stride %v at offset %d does not fit in the %d elements of record %s; the file is damaged", a.path, t.name, t.Shape, t.Stride, t.Offset, s.Numel, f.Name)
 	}
 	return f, nil
 }
@@ -133,15 +121,15 @@ func (a *archive) record(t archiveTensor) (*zip.File, error) {
 // viewEnd returns one past the last storage element that t's view
 // reaches, or false when that overflows.
 func viewEnd(t archiveTensor) (int64, bool) {
-	end := t.offset + 1
-	for i, d := range t.shape {
+	end := t.Offset + 1
+	for i, d := range t.Shape {
 		if d == 0 {
-			return t.offset, true
+			return t.Offset, true
 		}
-		if t.stride[i] < 0 || d-1 > 0 && t.stride[i] > (math.MaxInt64-end)/(d-1) {
+		if t.Stride[i] < 0 || d-1 > 0 && t.Stride[i] > (math.MaxInt64-end)/(d-1) {
 			return 0, false
 		}
-		end += (d - 1) * t.stride[i]
+		end += (d - 1) * t.Stride[i]
 	}
 	return end, true
 }
@@ -149,18 +137,18 @@ func viewEnd(t archiveTensor) (int64, bool) {
 // coversStorage reports whether t is its whole storage in C order, so its
 // bytes are exactly the record's.
 func (t archiveTensor) coversStorage() bool {
-	if t.offset != 0 {
+	if t.Offset != 0 {
 		return false
 	}
 	n, step := int64(1), int64(1)
-	for i := len(t.shape) - 1; i >= 0; i-- {
-		if t.shape[i] != 1 && t.stride[i] != step {
+	for i := len(t.Shape) - 1; i >= 0; i-- {
+		if t.Shape[i] != 1 && t.Stride[i] != step {
 			return false
 		}
-		step *= t.shape[i]
-		n *= t.shape[i]
+		step *= t.Shape[i]
+		n *= t.Shape[i]
 	}
-	return n == t.storage.numel
+	return n == t.Storage.Numel
 }
 
 // checksumError marks a CRC-32 mismatch reported by archive/zip as
@@ -186,9 +174,9 @@ func decodeModule(b []byte) (tensors []archiveTensor, err error) {
 		return nil, err
 	}
 	u := pickle.NewUnpickler(strings.NewReader(string(b)))
-	storages := make(map[string]*archiveStorage)
+	storages := make(torchpickle.Storages)
 	u.FindClass = findClass
-	u.PersistentLoad = func(pid any) (any, error) { return loadStorage(pid, storages) }
+	u.PersistentLoad = func(pid any) (any, error) { return storages.Resolve(pid, false) }
 	v, err := u.Load()
 	if err != nil {
 		return nil, err
@@ -211,30 +199,14 @@ func findClass(module, name string) (any, error) {
 	case module == "__torch__" || strings.HasPrefix(module, "__torch__."):
 		return moduleClass{}, nil
 	case module == "torch._utils" && name == "_rebuild_tensor_v2":
-		return callable(rebuildTensor), nil
-	case module == "torch" && strings.HasSuffix(name, "Storage"):
-		if d, ok := storageDTypes[name]; ok {
-			return storageClass{dtype: d}, nil
+		return torchpickle.Callable(torchpickle.RebuildTensor), nil
+	case module == "torch":
+		if class, ok, err := torchpickle.FindStorageClass(name); ok {
+			return class, err
 		}
-		return nil, fmt.Errorf("storage type torch.%s is not supported", name)
 	}
 	return nil, fmt.Errorf("unexpected class %s.%s in a module pickle", module, name)
 }
-
-// storageDTypes maps torch's typed storage classes to dtypes.
-var storageDTypes = map[string]tensor.DType{
-	"HalfStorage":     tensor.Float16,
-	"BFloat16Storage": tensor.BFloat16,
-	"FloatStorage":    tensor.Float32,
-	"DoubleStorage":   tensor.Float64,
-	"CharStorage":     tensor.Int8,
-	"ByteStorage":     tensor.Uint8,
-	"IntStorage":      tensor.Int32,
-	"LongStorage":     tensor.Int64,
-	"BoolStorage":     tensor.Bool,
-}
-
-type storageClass struct{ dtype tensor.DType }
 
 // moduleClass is the value of a __torch__ GLOBAL; NEWOBJ instantiates it.
 type moduleClass struct{}
@@ -277,10 +249,8 @@ func (m *moduleObject) collect(prefix string, out *[]archiveTensor, seen map[*mo
 			name = prefix + "." + key
 		}
 		switch v := e.Value.(type) {
-		case *archiveTensor:
-			t := *v
-			t.name = name
-			*out = append(*out, t)
+		case *torchpickle.View:
+			*out = append(*out, archiveTensor{name: name, View: *v})
 		case *moduleObject:
 			if err := v.collect(name, out, seen); err != nil {
 				return err
@@ -288,104 +258,4 @@ func (m *moduleObject) collect(prefix string, out *[]archiveTensor, seen map[*mo
 		}
 	}
 	return nil
-}
-
-// callable adapts a function to gopickle's types.Callable, which REDUCE
-// calls.
-type callable func(args ...any) (any, error)
-
-func (c callable) Call(args ...any) (any, error) { return c(args...) }
-
-// loadStorage resolves a storage reference, the tuple ("storage", storage
-// class, key, location, numel).
-func loadStorage(pid any, storages map[string]*archiveStorage) (any, error) {
-	t, ok := pid.(*types.Tuple)
-	if !ok || t.Len() != 5 {
-		return nil, fmt.Errorf("persistent ID %v is not a storage reference", pid)
-	}
-	if kind, _ := t.Get(0).(string); kind != "storage" {
-		return nil, fmt.Errorf("persistent ID of kind %v is not a storage", t.Get(0))
-	}
-	class, ok := t.Get(1).(storageClass)
-	if !ok {
-		return nil, fmt.Errorf("storage reference names %v, not a torch storage class", t.Get(1))
-	}
-	key, ok := t.Get(2).(string)
-	if !ok || key == "" || path.Base(key) != key {
-		return nil, fmt.Errorf("storage key %v is not a record name", t.Get(2))
-	}
-	numel, err := toInt64(t.Get(4))
-	if err != nil || numel < 0 || numel > math.MaxInt64/int64(class.dtype.Size()) {
-		return nil, fmt.Errorf("storage %s: invalid size %v", key, t.Get(4))
-	}
-	if s, ok := storages[key]; ok {
-		if s.dtype != class.dtype || s.numel != numel {
-			return nil, fmt.Errorf("storage %s is referred to as %d elements of %s and as %d of %s", key, s.numel, s.dtype, numel, class.dtype)
-		}
-		return s, nil
-	}
-	s := &archiveStorage{key: key, dtype: class.dtype, numel: numel}
-	storages[key] = s
-	return s, nil
-}
-
-// rebuildTensor replaces torch._utils._rebuild_tensor_v2(storage,
-// storage_offset, size, stride, requires_grad, backward_hooks).
-func rebuildTensor(args ...any) (any, error) {
-	if len(args) < 4 {
-		return nil, fmt.Errorf("_rebuild_tensor_v2 got %d arguments, want at least 4", len(args))
-	}
-	s, ok := args[0].(*archiveStorage)
-	if !ok {
-		return nil, fmt.Errorf("_rebuild_tensor_v2: first argument %v is not a storage", args[0])
-	}
-	offset, err := toInt64(args[1])
-	if err != nil || offset < 0 {
-		return nil, fmt.Errorf("_rebuild_tensor_v2: invalid storage offset %v", args[1])
-	}
-	shape, err := toInt64s(args[2])
-	if err != nil {
-		return nil, fmt.Errorf("_rebuild_tensor_v2: invalid size: %w", err)
-	}
-	stride, err := toInt64s(args[3])
-	if err != nil {
-		return nil, fmt.Errorf("_rebuild_tensor_v2: invalid stride: %w", err)
-	}
-	if len(shape) != len(stride) {
-		return nil, fmt.Errorf("_rebuild_tensor_v2: size %v and stride %v differ in length", shape, stride)
-	}
-	for _, d := range shape {
-		if d < 0 {
-			return nil, fmt.Errorf("_rebuild_tensor_v2: size %v has a negative dimension", shape)
-		}
-	}
-	return &archiveTensor{storage: s, offset: offset, shape: shape, stride: stride}, nil
-}
-
-func toInt64(v any) (int64, error) {
-	switch v := v.(type) {
-	case int:
-		return int64(v), nil
-	case *big.Int:
-		if v.IsInt64() {
-			return v.Int64(), nil
-		}
-	}
-	return 0, fmt.Errorf("%v is not an integer that fits in int64", v)
-}
-
-func toInt64s(v any) ([]int64, error) {
-	t, ok := v.(*types.Tuple)
-	if !ok {
-		return nil, fmt.Errorf("%v is not a tuple", v)
-	}
-	out := make([]int64, t.Len())
-	for i := range out {
-		n, err := toInt64(t.Get(i))
-		if err != nil {
-			return nil, err
-		}
-		out[i] = n
-	}
-	return out, nil
 }

@@ -46,8 +46,8 @@ func TestReadArchive(t *testing.T) {
 	}
 	for i, w := range want {
 		got := a.tensors[i]
-		if got.name != w.name || got.storage.dtype != w.dtype || !slices.Equal(got.shape, w.shape) {
-			t.Errorf("tensor %d is %s %s %v, want %s %s %v", i, got.name, got.storage.dtype, got.shape, w.name, w.dtype, w.shape)
+		if got.name != w.name || got.Storage.DType != w.dtype || !slices.Equal(got.Shape, w.shape) {
+			t.Errorf("tensor %d is %s %s %v, want %s %s %v", i, got.name, got.Storage.DType, got.Shape, w.name, w.dtype, w.shape)
 		}
 		if !got.coversStorage() {
 			t.Errorf("tensor %s does not cover its storage", got.name)
@@ -108,7 +108,7 @@ func FuzzDecodeModule(f *testing.F) {
 			return
 		}
 		for _, x := range tensors {
-			if x.name == "" || len(x.shape) != len(x.stride) || x.storage == nil {
+			if x.name == "" || len(x.Shape) != len(x.Stride) || x.Storage == nil {
 				t.Fatalf("accepted tensor %+v", x)
 			}
 			viewEnd(x)

@@ -103,8 +103,8 @@ func checkLoaded(a *archive, sd *tensor.StateDict) error {
 	recs := make([]*zip.File, len(a.tensors))
 	for i, t := range a.tensors {
 		got := sd.Tensors[i]
-		if got.Name != t.name || got.DType != t.storage.dtype || !slices.Equal(got.Shape, t.shape) {
-			return fmt.Errorf("torchsave: %s: libtorch loaded tensor %q as %s %v, but data.pkl lists tensor %q as %s %v at that position", a.path, got.Name, got.DType, got.Shape, t.name, t.storage.dtype, t.shape)
+		if got.Name != t.name || got.DType != t.Storage.DType || !slices.Equal(got.Shape, t.Shape) {
+			return fmt.Errorf("torchsave: %s: libtorch loaded tensor %q as %s %v, but data.pkl lists tensor %q as %s %v at that position", a.path, got.Name, got.DType, got.Shape, t.name, t.Storage.DType, t.Shape)
 		}
 		rec, err := a.record(t)
 		if err != nil {
