@@ -2,6 +2,7 @@ package safetensors
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -260,9 +261,9 @@ func newEntry(name, dtype string, shape []int64, begin, end int64) (Entry, error
 func checkOffsets(entries []Entry, dataLen int64) error {
 	slices.SortStableFunc(entries, func(a, b Entry) int {
 		if a.Begin != b.Begin {
-			return cmpInt64(a.Begin, b.Begin)
+			return cmp.Compare(a.Begin, b.Begin)
 		}
-		return cmpInt64(a.End, b.End)
+		return cmp.Compare(a.End, b.End)
 	})
 	var end int64
 	prev := ""
@@ -284,16 +285,6 @@ func checkOffsets(entries []Entry, dataLen int64) error {
 		return fmt.Errorf("the tensors cover %d bytes of the %d-byte data section; %d bytes at the end belong to no tensor", end, dataLen, dataLen-end)
 	}
 	return nil
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // encodeHeader returns the file prefix for tensors: the 8-byte header

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -297,7 +298,7 @@ func readTensors(f io.ReaderAt, entries []namedRef, offsets map[*Storage]int64) 
 	for s := range used {
 		storages = append(storages, s)
 	}
-	slices.SortFunc(storages, func(a, b *Storage) int { return cmpInt64(offsets[a], offsets[b]) })
+	slices.SortFunc(storages, func(a, b *Storage) int { return cmp.Compare(offsets[a], offsets[b]) })
 	sd := &tensor.StateDict{Tensors: make([]*tensor.Tensor, len(entries))}
 	bufs := make(map[*Storage][]byte, len(used))
 	for _, s := range storages {
@@ -358,14 +359,4 @@ func contiguous(shape, stride []int64) bool {
 		want *= shape[i]
 	}
 	return true
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
