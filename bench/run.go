@@ -235,7 +235,11 @@ func (s *Setup) Describe(device string) string {
 	}
 	fmt.Fprintf(&b, "model: %s\n", repo)
 	fmt.Fprintf(&b, "dtype: %s\n", s.DType)
-	fmt.Fprintf(&b, "tensor-bytes: %d\n", s.Config.NumBytes(s.DType))
+	tensorBytes := s.bytes // real weights, read in NewSetup
+	if tensorBytes == 0 {
+		tensorBytes = s.Config.NumBytes(s.DType)
+	}
+	fmt.Fprintf(&b, "tensor-bytes: %d\n", tensorBytes)
 	fmt.Fprintf(&b, "device: %s\n", device)
 	fmt.Fprintf(&b, "sync: saves fsync every file and directory inside the timed region\n")
 	fmt.Fprintf(&b, "cache: cold loads follow fsync and posix_fadvise(DONTNEED) of every checkpoint file; warm loads follow a read of every checkpoint file through the page cache; off-state-B counts the bytes cachestat found in the other state\n")

@@ -38,8 +38,8 @@ type Setup struct {
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // NewSetup reads the benchmark's environment (see the package comment).
-// It reads only config.json of a model directory; the weights are read on
-// first use.
+// It reads a model directory's weights at once. Synthetic weights are
+// made on first use.
 func NewSetup() (*Setup, error) {
 	s := &Setup{DType: tensor.Float16, modelDir: os.Getenv("BENCH_MODEL_DIR")}
 	name := os.Getenv("BENCH_MODEL")
@@ -53,13 +53,15 @@ func NewSetup() (*Setup, error) {
 			return nil, err
 		}
 		s.modelDir = abs
-		c, err := model.ReadConfig(filepath.Join(abs, "config.json"))
+		// The weights are read now, once, so that a damaged directory
+		// fails before any benchmark and the results state the dtype the
+		// files store, which config.json's torch_dtype need not match.
+		sd, c, err := model.LoadDir(abs)
 		if err != nil {
-			return nil, fmt.Errorf("BENCH_MODEL_DIR=%s: %w; point it at a Hugging Face model directory or unset it to use synthetic weights", abs, err)
+			return nil, err
 		}
-		if s.DType, err = c.DType(); err != nil {
-			return nil, fmt.Errorf("BENCH_MODEL_DIR=%s: config.json: %w", abs, err)
-		}
+		s.adopt(sd)
+		s.DType = dominantDType(sd)
 		s.Config = c
 		s.Spec = model.Spec{Name: filepath.Base(abs), Config: c}
 		// A known model's name labels real weights only when their config
@@ -90,6 +92,19 @@ func NewSetup() (*Setup, error) {
 		return nil, fmt.Errorf("BENCH_DIR: %w", err)
 	}
 	return s, nil
+}
+
+// dominantDType returns the dtype that holds most of sd's bytes.
+func dominantDType(sd *tensor.StateDict) tensor.DType {
+	bytes := map[tensor.DType]int64{}
+	var best tensor.DType
+	for _, t := range sd.Tensors {
+		bytes[t.DType] += int64(len(t.Data))
+		if bytes[t.DType] > bytes[best] {
+			best = t.DType
+		}
+	}
+	return best
 }
 
 // cutLayers keeps only the first n decoder layers of a synthetic model, for
@@ -130,13 +145,19 @@ func (s *Setup) Model() (*tensor.StateDict, error) {
 	} else {
 		sd = model.Synthetic(s.Config, s.DType, model.DefaultSeed)
 	}
+	s.adopt(sd)
+	return sd, nil
+}
+
+// adopt makes sd the model's weights, taking their metadata and checksums
+// the first time.
+func (s *Setup) adopt(sd *tensor.StateDict) {
 	if s.sums == nil {
 		s.metas = sd.Metas()
 		s.bytes = sd.NumBytes()
 		s.sums = checksums(sd)
 	}
 	s.sd = sd
-	return sd, nil
 }
 
 // Release drops the weights and returns their memory to the OS. Model

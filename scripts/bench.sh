@@ -8,7 +8,8 @@
 # per benchmark, default 6), FORMATS (space-separated variant IDs),
 # VENV (default llama-venv), RESULTS (output directory).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# A relative MODEL_DIR, BENCH_DIR or RESULTS is taken from the caller's
+# directory, before the script moves to the repository root.
 MODEL_DIR=${MODEL_DIR:-}
 if [[ -n $MODEL_DIR ]]; then
 	if [[ ! -f $MODEL_DIR/config.json ]]; then
@@ -19,10 +20,16 @@ if [[ -n $MODEL_DIR ]]; then
 	# Real weights are named after their directory unless MODEL names them.
 	MODEL=${MODEL:-$(basename "$MODEL_DIR")}
 fi
+[[ -z ${BENCH_DIR:-} || $BENCH_DIR == /* ]] || BENCH_DIR=$PWD/$BENCH_DIR
+[[ -z ${RESULTS:-} || $RESULTS == /* ]] || RESULTS=$PWD/$RESULTS
+cd "$(dirname "$0")/.."
 MODEL=${MODEL:-open_llama_3b}
 COUNT=${COUNT:-6}
 VENV=${VENV:-llama-venv}
-FORMATS=${FORMATS:?FORMATS is empty; name variants such as "disk t5x/raw" (make bench sets all of them)}
+if [[ -z ${FORMATS:-} ]]; then
+	echo 'bench: FORMATS is empty; name variants such as "disk t5x/raw" (make bench sets all of them)' >&2
+	exit 2
+fi
 if [[ ! $COUNT =~ ^[1-9][0-9]*$ ]]; then
 	echo "bench: COUNT=$COUNT: want a whole number of runs, 1 or more (6 or more for confidence intervals)" >&2
 	exit 2
@@ -32,7 +39,6 @@ rev=$(git rev-parse --short HEAD 2>/dev/null || echo norev)
 git diff --quiet HEAD 2>/dev/null || rev+=-dirty
 RESULTS=${RESULTS:-results/$(date -u +%Y%m%dT%H%M%SZ)-$MODEL-$rev}
 scratch=${BENCH_DIR:-$PWD/scratch}
-mkdir -p "$RESULTS" "$scratch"
 
 export BENCH_MODEL=$MODEL BENCH_MODEL_DIR=$MODEL_DIR BENCH_DIR=$scratch
 
@@ -61,6 +67,14 @@ for v in $FORMATS; do
 		exit 2
 	fi
 done
+
+# Check the model and its weights (NewSetup reads real ones) before the
+# results directory is made, so a bad MODEL or MODEL_DIR leaves none.
+if ! build/bench.test -test.run '^$' >/dev/null; then
+	echo "bench: MODEL=$MODEL${MODEL_DIR:+ MODEL_DIR=$MODEL_DIR} cannot be benchmarked; see the error above" >&2
+	exit 2
+fi
+mkdir -p "$RESULTS"
 
 # fail prints the end of a variant's output, where the error is, and stops.
 fail() {
