@@ -162,7 +162,7 @@ func verifyLoaded(path string, h *Header, sd *tensor.StateDict) error {
 			errs = append(errs, mismatch(path, h, e, got[i], want[e.Name]))
 		}
 	}
-	return errors.Join(errs...)
+	return formats.JoinProblems(errs)
 }
 
 // verifyBufferSize is how much of the data section Verify reads at once.
@@ -197,7 +197,7 @@ func (f *Format) Verify(path string) error {
 			errs = append(errs, mismatch(path, h, e, sum, want[e.Name]))
 		}
 	}
-	return errors.Join(errs...)
+	return formats.JoinProblems(errs)
 }
 
 // checksumRange returns the CRC-32C of n bytes of r from offset off,

@@ -330,7 +330,7 @@ func (f *Format) readChunk(p *pipeline, a *loadArray, linear int64, requireChunk
 				}
 				out, err := a.codec.Decode(target, encoded)
 				if err != nil {
-					return fail(err)
+					return fail(errDecode(err))
 				}
 				if int64(len(out)) != chunkBytes {
 					return fail(a.errDecodedSize(int64(len(out)), chunkBytes))

@@ -111,6 +111,12 @@ func errMissingChunk(record string) error {
 	return fmt.Errorf("the file is missing, but the index records %s, so the checkpoint lost data", record)
 }
 
+// errDecode adds the cause and the fix to a codec's error about a chunk
+// file that does not decode.
+func errDecode(err error) error {
+	return fmt.Errorf("%w; the file is damaged, truncated or belongs to another array, so restore the checkpoint from a copy or re-save it", err)
+}
+
 // errRawSize is the error for an uncompressed chunk file of the wrong
 // size.
 func (a *loadArray) errRawSize(size, chunkBytes int64) error {
@@ -179,7 +185,7 @@ func (f *Format) Verify(path string) error {
 	for _, list := range errs {
 		all = append(all, list...)
 	}
-	return errors.Join(all...)
+	return formats.JoinProblems(all)
 }
 
 // verifyChunk submits to p the check of chunk number linear of a, which
@@ -233,7 +239,7 @@ func (f *Format) verifyChunk(p *pipeline, a *loadArray, linear int64, result *er
 			if !raw {
 				out, err := a.codec.Decode(buf[fileBytes:fileBytes+chunkBytes], encoded)
 				if err != nil {
-					fail(err)
+					fail(errDecode(err))
 					return nil
 				}
 				if int64(len(out)) != chunkBytes {

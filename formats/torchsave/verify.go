@@ -2,7 +2,6 @@ package torchsave
 
 import (
 	"archive/zip"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -70,7 +69,7 @@ func (f Format) Verify(path string) error {
 			errs = append(errs, fmt.Errorf("torchsave: %s: record %s: %w; the file is damaged, so restore it from a copy or re-save it", path, rec.Name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return formats.JoinProblems(errs)
 }
 
 // checkRecord reads the record through archive/zip, which compares its
@@ -128,7 +127,7 @@ func checkLoaded(a *archive, sd *tensor.StateDict) error {
 			errs[i] = fmt.Errorf("torchsave: %s: tensor %q: record %s: %w; the file is damaged, so restore it from a copy or re-save it", a.path, t.name, rec.Name, err)
 		}
 	})
-	return errors.Join(errs...)
+	return formats.JoinProblems(errs)
 }
 
 // forEachParallel calls fn(i) for i in [0, n), one goroutine per core.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -50,12 +51,15 @@ type Metadata struct {
 func ReadMetadata(dir string) (Metadata, error) {
 	path := filepath.Join(dir, MetadataFile)
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Metadata{}, fmt.Errorf("zarr: read metadata: %w; the array is incomplete, so restore the checkpoint from a copy or re-save it", err)
+	}
 	if err != nil {
 		return Metadata{}, fmt.Errorf("zarr: read metadata: %w", err)
 	}
 	md, err := ParseMetadata(b)
 	if err != nil {
-		return Metadata{}, fmt.Errorf("zarr: %s: %w", path, err)
+		return Metadata{}, fmt.Errorf("zarr: %s: %w; the file is damaged, so restore the checkpoint from a copy or re-save it", path, err)
 	}
 	return md, nil
 }

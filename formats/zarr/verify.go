@@ -1,7 +1,6 @@
 package zarr
 
 import (
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"path/filepath"
@@ -49,7 +48,7 @@ func (f *Format) Verify(path string) error {
 			errs = append(errs, &tensorError{name: e.Name, err: err})
 		}
 	}
-	return errors.Join(errs...)
+	return formats.JoinProblems(errs)
 }
 
 // hasChecksums reports whether any tensor in idx has a checksum.
