@@ -18,7 +18,7 @@ import (
 func CheckReplaceable(path, format, marker string, isCheckpoint func(markerPath string) error) error {
 	info, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return CheckParent(path)
 	}
 	if err != nil {
 		return err
@@ -44,6 +44,24 @@ func CheckReplaceable(path, format, marker string, isCheckpoint func(markerPath 
 	return nil
 }
 
+// CheckParent returns an error unless the directory that would contain
+// path exists, so that a save names that directory rather than the
+// temporary path it could not create.
+func CheckParent(path string) error {
+	parent := filepath.Dir(path)
+	info, err := os.Stat(parent)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("directory %s does not exist; create it first or choose another path", parent)
+	}
+	if err != nil {
+		return err
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("%s is not a directory, so %s cannot be created in it; choose another path", parent, filepath.Base(path))
+	}
+	return nil
+}
+
 // WriteFileSync creates or truncates path, writes data and fsyncs the
 // file before closing it.
 func WriteFileSync(path string, data []byte) error {
@@ -58,10 +76,7 @@ func WriteFileSync(path string, data []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return err // an *fs.PathError, which names the file
 }
 
 // SyncFile makes the contents of the file at path durable.
@@ -74,8 +89,5 @@ func SyncFile(path string) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	return nil
+	return err // an *fs.PathError, which names the file
 }

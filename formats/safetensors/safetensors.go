@@ -86,6 +86,9 @@ func (f *Format) Save(path string, sd *tensor.StateDict) error {
 	if info, err := os.Stat(path); err == nil && info.IsDir() {
 		return fmt.Errorf("safetensors: save %s: the path is a directory; a safetensors checkpoint is one file", path)
 	}
+	if err := iox.CheckParent(path); err != nil {
+		return fmt.Errorf("safetensors: save %s: %w", path, err)
+	}
 	metadata := map[string]string{"format": "pt"}
 	maps.Copy(metadata, f.opts.Metadata)
 	sums, err := encodeChecksums(sd.Tensors)

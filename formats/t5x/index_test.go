@@ -221,6 +221,7 @@ func TestParseIndexErrors(t *testing.T) {
 		{"checksums without chunks", pack(t, index(obj{"w", obj{"driver", "zarr", "dtype", "float16", "kvstore", obj{"driver", "file", "path", "w"}, "metadata", obj{"shape", []any{2}}}}, "chunk_crc32c", obj{"w", []any{1}})), "no chunk shape"},
 		{"checksums with zero chunks", pack(t, index(obj{"w", spec("w", "float16", 0)}, "chunk_crc32c", obj{"w", []any{}})), "dimension below 1"},
 		{"trailing data", append(pack(t, index(obj{})), 0xc0), "data after"},
+		{"text file", []byte("{\n"), "top level is an integer"},
 		{"truncated", pack(t, index(obj{"w", good}))[:40], "EOF"},
 		{"deep nesting", bytes.Repeat([]byte{0x91}, 10000), "nested deeper"},
 	}

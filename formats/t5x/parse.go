@@ -28,12 +28,12 @@ func ParseIndex(b []byte) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrIndex, err)
 	}
-	if _, err := dec.PeekCode(); err == nil {
-		return nil, fmt.Errorf("%w: data after the msgpack map", ErrIndex)
-	}
 	root, ok := v.(*orderedMap)
 	if !ok {
-		return nil, fmt.Errorf("%w: top level is %s, want a map", ErrIndex, kindOf(v))
+		return nil, fmt.Errorf("%w: top level is %s, want a map; the file is not a t5x msgpack index", ErrIndex, kindOf(v))
+	}
+	if _, err := dec.PeekCode(); err == nil {
+		return nil, fmt.Errorf("%w: data after the msgpack map", ErrIndex)
 	}
 
 	ix := &Index{}

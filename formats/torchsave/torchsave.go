@@ -57,6 +57,9 @@ func (Format) Save(path string, sd *tensor.StateDict) error {
 		named = append(named, ts.NamedTensor{Name: t.Name, Tensor: b.Tensor})
 	}
 
+	if err := iox.CheckParent(path); err != nil {
+		return fmt.Errorf("torchsave: save %s: %w", path, err)
+	}
 	tmp := iox.TempPath(path)
 	libtorch.ClearError()
 	if err := ts.SaveMultiNew(named, tmp); err != nil {
