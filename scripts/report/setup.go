@@ -205,7 +205,7 @@ func writeMethod(w io.Writer, run *Run) {
 	} else {
 		cache = "`cache: " + cache + "`"
 	}
-	fmt.Fprintf(w, "- Cold load: before each timed load, the checkpoint's files are fsynced and evicted from the page cache with `posix_fadvise(POSIX_FADV_DONTNEED)`, outside the timed region. Warm load: with the checkpoint's files in the page cache, put there outside the timed region. A load ends when every byte is in memory. This run records %s.\n", cache)
+	fmt.Fprintf(w, "- Cold load: before each timed load, the checkpoint's files are fsynced and evicted from the page cache with `posix_fadvise(POSIX_FADV_DONTNEED)`, outside the timed region. Warm load: with the checkpoint's files in the page cache, put there outside the timed region. A load ends when every byte is in memory. This run records %s.%s\n", cache, cacheCheck(run))
 	fmt.Fprintf(w, "- Disk limit: the disk reference (`format=disk`, O_DIRECT) moves the same number of bytes with one stream and with 16 requests in flight; the better of the two is the limit of each operation. For warm loads the limit is the page-cache read.\n")
 	fmt.Fprintf(w, "- Peak RSS is the process's peak resident memory during the operation (VmHWM, reset before each operation); it includes the model the harness holds.\n\n")
 	fmt.Fprintf(w, "Each figure is the median of %s with its 95%% confidence interval, computed with golang.org/x/perf/benchmath as benchstat does (\"± ∞\" means too few runs for an interval). Throughput is tensor bytes divided by time.\n\n", runsText(run))
@@ -229,4 +229,36 @@ func runsText(run *Run) string {
 		return fmt.Sprintf("%d runs", lo)
 	}
 	return fmt.Sprintf("%d to %d runs (see n)", lo, hi)
+}
+
+// unitOffState is the bytes that cachestat found in the wrong page-cache
+// state just before a timed load.
+const unitOffState = "off-state-B"
+
+// cacheCheck returns a sentence on what cachestat found before the timed
+// loads, or "" when the results do not record it.
+func cacheCheck(run *Run) string {
+	var loads int
+	var worst float64
+	var where string
+	for _, c := range run.Cells {
+		s := c.Stat(unitOffState)
+		if s == nil {
+			continue
+		}
+		for _, v := range s.Sample.Values {
+			loads++
+			if v > worst {
+				worst, where = v, c.Variant.String()+" "+c.Op.String()
+			}
+		}
+	}
+	switch {
+	case loads == 0:
+		return ""
+	case worst == 0:
+		return fmt.Sprintf(" Before each of the %d timed loads that record `%s`, cachestat found every checkpoint page in the intended state.", loads, unitOffState)
+	default:
+		return fmt.Sprintf(" Before the %d timed loads that record `%s`, cachestat found at most %s in the other state (%s).", loads, unitOffState, formatBytes(worst), where)
+	}
 }
