@@ -198,13 +198,13 @@ func setCache(path, cache string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	off := cached
+	off, state := cached, "evicted"
 	if cache == Warm {
-		off = total - cached
+		off, state = total-cached, "cached"
 	}
 	if off*100 > total {
 		fmt.Fprintf(os.Stderr, "bench: warning: %s load of %s: %d of its %d bytes are not %s\n",
-			cache, path, off, total, map[string]string{Cold: "evicted", Warm: "cached"}[cache])
+			cache, path, off, total, state)
 	}
 	return off, nil
 }

@@ -14,18 +14,19 @@ const MaxListed = 8
 // that lost a whole directory does not print hundreds of lines.
 // errors.Is and errors.As see every problem.
 func JoinProblems(errs []error) error {
-	var kept []error
+	var found problems
 	for _, err := range errs {
 		if err != nil {
-			kept = append(kept, err)
+			found = append(found, err)
 		}
 	}
-	if len(kept) == 0 {
+	if len(found) == 0 {
 		return nil
 	}
-	return problems(kept)
+	return found
 }
 
+// problems is the error that JoinProblems returns.
 type problems []error
 
 func (p problems) Error() string {

@@ -172,7 +172,7 @@ type chunkFile struct {
 
 // openChunk opens path for reading. With direct set, it switches the file
 // to O_DIRECT unless the page cache contains all of it or the file system
-// rejects O_DIRECT, so a cold file skips the kernel's copy and a cached
+// rejects O_DIRECT. A cold file then skips the kernel's copy, and a cached
 // one is not read from the disk again. A missing file returns an error
 // that wraps fs.ErrNotExist (unix.ENOENT).
 func openChunk(path string, direct bool) (chunkFile, error) {

@@ -36,6 +36,10 @@ func (Format) Save(path string, sd *tensor.StateDict) error {
 		return fmt.Errorf("torchsave: save %s: %w", path, err)
 	}
 
+	if err := iox.CheckParent(path); err != nil {
+		return fmt.Errorf("torchsave: save %s: %w", path, err)
+	}
+
 	// Every gotch call below must run on one OS thread, because libtorch
 	// keeps the last error per thread.
 	runtime.LockOSThread()
@@ -57,9 +61,6 @@ func (Format) Save(path string, sd *tensor.StateDict) error {
 		named = append(named, ts.NamedTensor{Name: t.Name, Tensor: b.Tensor})
 	}
 
-	if err := iox.CheckParent(path); err != nil {
-		return fmt.Errorf("torchsave: save %s: %w", path, err)
-	}
 	tmp := iox.TempPath(path)
 	libtorch.ClearError()
 	if err := ts.SaveMultiNew(named, tmp); err != nil {
