@@ -16,6 +16,12 @@
 //   - A load is done when every byte is in memory the caller can use.
 //     The loaded tensors are checked byte for byte against the model once
 //     per benchmark, outside the timed region.
+//   - Just before each timed operation the harness touches and frees as
+//     much fresh memory as the model has (PrimeMemory), so the
+//     operation's allocations find memory the kernel holds. On virtual
+//     machines with free page reporting, memory freed a few seconds
+//     earlier has gone back to the host, and touching it again can cost
+//     10 times as much.
 //   - Peak resident memory is reset (/proc/self/clear_refs) before each
 //     timed operation and read (VmHWM) after it.
 //

@@ -18,16 +18,18 @@ func ResetPeakRSS() error {
 // PeakRSS returns VmHWM, the peak resident set size in bytes since the
 // process started or since the last ResetPeakRSS.
 func PeakRSS() (int64, error) {
-	return statusField("VmHWM:")
+	return kBField("/proc/self/status", "VmHWM:")
 }
 
 // RSS returns VmRSS, the current resident set size in bytes.
 func RSS() (int64, error) {
-	return statusField("VmRSS:")
+	return kBField("/proc/self/status", "VmRSS:")
 }
 
-func statusField(key string) (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
+// kBField returns the value of the "key N kB" line of a /proc file such
+// as /proc/self/status or /proc/meminfo, in bytes.
+func kBField(file, key string) (int64, error) {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return 0, err
 	}
@@ -39,10 +41,10 @@ func statusField(key string) (int64, error) {
 		}
 		f := bytes.Fields(line[len(key):])
 		if len(f) != 2 || string(f[1]) != "kB" {
-			return 0, fmt.Errorf("/proc/self/status: unexpected %s line %q", key, line)
+			return 0, fmt.Errorf("%s: unexpected %s line %q", file, key, line)
 		}
 		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
 		return kb << 10, err
 	}
-	return 0, fmt.Errorf("/proc/self/status has no %s line", key)
+	return 0, fmt.Errorf("%s has no %s line", file, key)
 }

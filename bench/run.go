@@ -55,6 +55,9 @@ func (s *Setup) RunSave(b *testing.B, v Variant) {
 		}
 		unix.Sync()
 		FreeMemory()
+		if _, err := PrimeMemory(sd.NumBytes()); err != nil {
+			b.Fatal(err)
+		}
 		if err := ResetPeakRSS(); err != nil {
 			b.Fatal(err)
 		}
@@ -140,7 +143,7 @@ func (s *Setup) RunLoad(b *testing.B, v Variant, cache string) {
 		sd.Close()
 		sd = nil
 		FreeMemory()
-		n, err := setCache(path, cache)
+		n, err := setCache(path, cache, s.bytes)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -179,16 +182,20 @@ func (s *Setup) RunLoad(b *testing.B, v Variant, cache string) {
 }
 
 // setCache puts the checkpoint at path in the page-cache state that cache
-// names: no page cached (Cold) or every page cached (Warm). It returns the
-// bytes that cachestat still finds in the other state, or -1 where the
-// kernel has no cachestat. Above 1 % of the checkpoint it prints a
-// warning, because the load that follows is then not entirely cold or warm.
-func setCache(path, cache string) (int64, error) {
+// names, no page cached (Cold) or every page cached (Warm), and then
+// primes prime bytes of memory (see PrimeMemory). It returns the bytes
+// that cachestat still finds in the other state, or -1 where the kernel
+// has no cachestat. Above 1 % of the checkpoint it prints a warning,
+// because the load that follows is then not entirely cold or warm.
+func setCache(path, cache string, prime int64) (int64, error) {
 	set := iox.DropCache
 	if cache == Warm {
 		set = iox.FillCache
 	}
 	if err := set(path); err != nil {
+		return 0, err
+	}
+	if _, err := PrimeMemory(prime); err != nil {
 		return 0, err
 	}
 	cached, total, err := iox.CachedBytes(path)
@@ -243,6 +250,8 @@ func (s *Setup) Describe(device string) string {
 	fmt.Fprintf(&b, "device: %s\n", device)
 	fmt.Fprintf(&b, "sync: saves fsync every file and directory inside the timed region\n")
 	fmt.Fprintf(&b, "cache: cold loads follow fsync and posix_fadvise(DONTNEED) of every checkpoint file; warm loads follow a read of every checkpoint file through the page cache; off-state-B counts the bytes cachestat found in the other state\n")
+	fmt.Fprintf(&b, "memory: before each timed save or load the harness touches and frees as many bytes of fresh memory as the model has (or the free memory less 256 MiB), so allocations inside the timed region find memory the kernel holds\n")
+	fmt.Fprintf(&b, "page-reporting: %s\n", pageReporting())
 	if mem, err := memTotal(); err == nil {
 		fmt.Fprintf(&b, "mem-total: %d\n", mem)
 	}

@@ -4,7 +4,11 @@
   timed region. The timed region covers the whole durable, atomic save.
 - Cold load: every file of the checkpoint is fsynced and its pages dropped
   with posix_fadvise(POSIX_FADV_DONTNEED) outside the timed region.
-- Warm load: one untimed load first, so the checkpoint is in the page cache.
+- Warm load: every file of the checkpoint is read through the page cache
+  outside the timed region.
+- Before each timed operation, as many bytes of fresh memory as the model
+  has are touched and freed (measure.prime_memory), so its allocations
+  find memory the kernel holds.
 - A load ends when every byte is in memory (see formats).
 - peak-RSS-B is the peak resident set size during the operation, measured
   by resetting VmHWM before it and reading it after. It includes the
@@ -105,6 +109,8 @@ def run(opts: Options, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> No
         for i in range(opts.count):
             durable.remove(path)
             os.sync()
+            gc.collect()
+            measure.prime_memory(nbytes)
             _, result = timed(lambda: fmt.save(path, sd))
             saved = True
             emit("BenchmarkSave", parts, result, i)
@@ -117,13 +123,13 @@ def run(opts: Options, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> No
         del sd
         for cache in opts.caches:
             emit_load = functools.partial(emit, "BenchmarkLoad", parts + [("cache", cache)])
-            _run_loads(opts, path, cache, want_metas, want_sums, emit_load)
+            _run_loads(opts, path, cache, want_metas, want_sums, nbytes, emit_load)
 
     if not opts.keep:
         durable.remove(path)
 
 
-def _run_loads(opts: Options, path: str, cache: str, want_metas, want_sums, emit) -> None:
+def _run_loads(opts: Options, path: str, cache: str, want_metas, want_sums, nbytes: int, emit) -> None:
     fmt = opts.format
     if cache == "warm":
         check_same(want_metas, None, fmt.load(path), f"{fmt.name} warm-up load of {path}")
@@ -133,6 +139,7 @@ def _run_loads(opts: Options, path: str, cache: str, want_metas, want_sums, emit
             durable.drop_cache(path)
         else:
             durable.fill_cache(path)
+        measure.prime_memory(nbytes)
         loaded, result = timed(lambda: fmt.load(path))
         # Names, dtypes and shapes are checked after every load, payloads
         # only after the first of each cache mode, because a CRC-32 of a

@@ -506,6 +506,44 @@ def test_peak_rss_follows_allocation():
     assert measure.peak_rss_bytes() <= grown - (200 << 20)
 
 
+def test_prime_memory_touches_and_frees():
+    n = 128 << 20
+    if measure.mem_free_bytes() < n + measure.PRIME_SLACK:
+        pytest.skip("not enough free memory to prime 128 MiB")
+    measure.reset_peak_rss()
+    before = measure.peak_rss_bytes()
+    assert measure.prime_memory(n) == n
+    # The pages were resident while primed ...
+    assert measure.peak_rss_bytes() - before >= n * 9 // 10
+    # ... and are gone afterwards.
+    measure.reset_peak_rss()
+    assert measure.peak_rss_bytes() - before <= n // 10
+
+
+@pytest.mark.parametrize(
+    ("n", "free", "want"),
+    [
+        (1 << 30, 8 << 30, 1 << 30),
+        (8 << 30, 1 << 30, (1 << 30) - measure.PRIME_SLACK),
+        (1 << 30, measure.PRIME_SLACK, 0),
+        (0, 8 << 30, 0),
+    ],
+)
+def test_prime_memory_leaves_free_memory(monkeypatch, n, free, want):
+    monkeypatch.setattr(measure, "mem_free_bytes", lambda: free)
+    monkeypatch.setattr(measure.mmap, "mmap", _small_mmap(measure.mmap.mmap))
+    assert measure.prime_memory(n) == want
+
+
+def _small_mmap(real):
+    """Return an mmap stand-in that maps at most 1 MiB, so the cases above need no real gigabytes."""
+
+    def small(fileno, length, **kwargs):
+        return real(fileno, min(length, 1 << 20), **kwargs)
+
+    return small
+
+
 # Benchmark output
 
 
@@ -582,16 +620,27 @@ def test_bench_sets_cache_state_before_loads(tmp_path, monkeypatch, make_state_d
         events.append(("load", path))
         return real_load(path)
 
+    real_prime = measure.prime_memory
+
+    def spy_prime(n):
+        events.append(("prime", n))
+        return real_prime(n)
+
     monkeypatch.setattr(durable, "drop_cache", spy_drop)
     monkeypatch.setattr(durable, "fill_cache", spy_fill)
     monkeypatch.setattr(fmt, "load", spy_load)
-    _, _, path = run_bench(tmp_path, make_state_dict(torch.float16), "py-safetensors", count=3)
+    monkeypatch.setattr(measure, "prime_memory", spy_prime)
+    sd = make_state_dict(torch.float16)
+    nbytes = sum(t.numel() * t.element_size() for t in sd.values())
+    _, _, path = run_bench(tmp_path, sd, "py-safetensors", count=3)
 
-    cold = [("drop", path), ("load", path)] * 3
+    prime = ("prime", nbytes)
+    saves = [prime] * 3
+    cold = [("drop", path), prime, ("load", path)] * 3
     # Warm: one untimed load that checks the payload, then three timed
     # ones, each after a read of every file through the page cache.
-    warm = [("load", path)] + [("fill", path), ("load", path)] * 3
-    assert events == cold + warm
+    warm = [("load", path)] + [("fill", path), prime, ("load", path)] * 3
+    assert events == saves + cold + warm
 
 
 def test_bench_rejects_bad_options(tmp_path):
