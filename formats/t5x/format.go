@@ -51,6 +51,12 @@ type Options struct {
 	// file system rejects it.
 	BufferedWrite bool
 	BufferedRead  bool
+	// CopyCached makes Load copy a tensor's uncompressed chunk files into
+	// fresh memory even when the page cache holds them in full. By
+	// default Load then maps the cached pages instead, copy-on-write,
+	// which makes a warm load several times faster and shares the pages
+	// with the cache. BufferedRead implies CopyCached.
+	CopyCached bool
 	// MinSavings is the fraction of its bytes that compressing a chunk
 	// must save, judged on samples, for Save to compress it. A chunk that
 	// saves less is written as stored (uncompressed) blocks of the

@@ -43,9 +43,11 @@ type loadArray struct {
 // chunking and compressor actually used, whatever the index recorded, and
 // must agree with the index on shape and dtype.
 //
-// All tensors live in one block of memory from StateDict.Alloc, each
-// starting on a block boundary, which the state dict releases on Close.
-// Chunks are read concurrently. An uncompressed chunk that is a
+// A tensor whose chunk files are uncompressed and wholly in the page
+// cache is mapped from them, copy-on-write, instead of copied (see
+// Options.CopyCached). All other tensors live in one block of memory
+// from StateDict.Alloc, each starting on a block boundary, which the
+// state dict releases on Close. Their chunks are read concurrently. An uncompressed chunk that is a
 // contiguous run of its tensor is read straight into the tensor's memory,
 // with O_DIRECT when aligned. A compressed one is decoded straight into
 // it. Any other chunk goes through a buffer and is copied into place.
@@ -80,28 +82,34 @@ func (f *Format) Load(src string) (*tensor.StateDict, error) {
 		return nil, err
 	}
 
+	sd := &tensor.StateDict{Tensors: make([]*tensor.Tensor, len(arrays))}
+	for i, a := range arrays {
+		a.t = &tensor.Tensor{Meta: tensor.Meta{Name: a.entry.Name, DType: f.outDType(a.entry.DType), Shape: slices.Clone(a.entry.Shape)}}
+		sd.Tensors[i] = a.t
+	}
+	toRead, err := f.mapTensors(sd, arrays)
+	if err != nil {
+		sd.Close()
+		return nil, err
+	}
 	var total int64
-	for _, a := range arrays {
+	for _, a := range toRead {
 		total += alignUp(a.entry.numElements() * a.out)
 	}
-	sd := &tensor.StateDict{Tensors: make([]*tensor.Tensor, len(arrays))}
 	mem, err := sd.Alloc(total)
 	if err != nil {
+		sd.Close()
 		return nil, fmt.Errorf("t5x: load %s: %w", src, err)
 	}
 	var off int64
-	for i, a := range arrays {
+	for _, a := range toRead {
 		n := a.entry.numElements() * a.out
-		a.t = &tensor.Tensor{
-			Meta: tensor.Meta{Name: a.entry.Name, DType: f.outDType(a.entry.DType), Shape: slices.Clone(a.entry.Shape)},
-			Data: mem[off : off+n : off+n],
-		}
-		sd.Tensors[i] = a.t
+		a.t.Data = mem[off : off+n : off+n]
 		off += alignUp(n)
 	}
 
 	p := f.newPipeline()
-	for _, a := range arrays {
+	for _, a := range toRead {
 		for i := range a.grid.numChunks() {
 			if p.failed() {
 				break
