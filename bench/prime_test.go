@@ -32,6 +32,7 @@ func TestPrimeMemoryTouchesAndFrees(t *testing.T) {
 	if free < n+primeSlack {
 		t.Skipf("needs %d free bytes, has %d", n+primeSlack, free)
 	}
+
 	if err := ResetPeakRSS(); err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +47,7 @@ func TestPrimeMemoryTouchesAndFrees(t *testing.T) {
 	if got != n {
 		t.Fatalf("PrimeMemory(%d) touched %d bytes", n, got)
 	}
+
 	peak, err := PeakRSS()
 	if err != nil {
 		t.Fatal(err)

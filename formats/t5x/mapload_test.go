@@ -218,6 +218,7 @@ func TestLoadMappedWritesStayPrivate(t *testing.T) {
 	if err := iox.FillCache(dir); err != nil {
 		t.Fatal(err)
 	}
+
 	first, err := f.Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +230,7 @@ func TestLoadMappedWritesStayPrivate(t *testing.T) {
 	for i := range rows.Data {
 		rows.Data[i] = ^rows.Data[i]
 	}
+
 	second, err := f.Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -238,6 +240,7 @@ func TestLoadMappedWritesStayPrivate(t *testing.T) {
 	if slices.Equal(rows.Data, second.Lookup("rows").Data) {
 		t.Error("a write to the first load's tensor shows in the second load")
 	}
+
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +269,8 @@ func TestLoadMapsOnlyWholeFiles(t *testing.T) {
 	if err := iox.FillCache(dir); err != nil {
 		t.Fatal(err)
 	}
+
+	// Evict page 1 of the third chunk of rows.
 	chunk := filepath.Join(dir, "rows", "2.0")
 	fd, err := unix.Open(chunk, unix.O_RDONLY, 0)
 	if err != nil {
@@ -276,6 +281,7 @@ func TestLoadMapsOnlyWholeFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
 	got, err := f.Load(dir)
 	if err != nil {
 		t.Fatal(err)
