@@ -20,8 +20,8 @@
 //     much fresh memory as the model has (PrimeMemory), so the
 //     operation's allocations find memory the kernel holds. On virtual
 //     machines with free page reporting, memory freed a few seconds
-//     earlier has gone back to the host, and touching it again can cost
-//     10 times as much.
+//     earlier has gone back to the host, and touching it again cost up
+//     to 25 times as much on the development VM.
 //   - Peak resident memory is reset (/proc/self/clear_refs) before each
 //     timed operation and read (VmHWM) after it.
 //
