@@ -96,8 +96,8 @@ const (
 // RunLoad times b.N loads of v's checkpoint with the page cache cold or
 // warm. The checkpoint is the last one RunSave wrote, or is saved once,
 // untimed, when there is none. The model's weights are then released so
-// they do not share memory with the loaded copy. The first load is
-// verified against the model's checksums, untimed.
+// they do not share memory with the loaded copy. A first, untimed load
+// from the same cache state is verified against the model's checksums.
 func (s *Setup) RunLoad(b *testing.B, v Variant, cache string) {
 	b.StopTimer()
 	path := s.CheckpointPath(v)
@@ -124,7 +124,13 @@ func (s *Setup) RunLoad(b *testing.B, v Variant, cache string) {
 		d.Buffered = true
 		lv.Format = d
 	}
-	// An untimed load verifies the checkpoint.
+	// An untimed load verifies the checkpoint. It starts from the same
+	// cache state as the timed loads, so it checks the same code path: a
+	// format may read cached and uncached files differently, as t5x maps
+	// cached chunk files.
+	if _, err := setCache(path, cache, 0); err != nil {
+		b.Fatal(err)
+	}
 	sd, err := lv.Load(path)
 	if err != nil {
 		b.Fatalf("load %s: %v", v.ID, err)
@@ -181,21 +187,23 @@ func (s *Setup) RunLoad(b *testing.B, v Variant, cache string) {
 	}
 }
 
-// setCache puts the checkpoint at path in the page-cache state that cache
-// names, no page cached (Cold) or every page cached (Warm), and then
-// primes prime bytes of memory (see PrimeMemory). It returns the bytes
-// that cachestat still finds in the other state, or -1 where the kernel
-// has no cachestat. Above 1 % of the checkpoint it prints a warning,
-// because the load that follows is then not entirely cold or warm.
+// setCache primes prime bytes of memory (see PrimeMemory) and then puts
+// the checkpoint at path in the page-cache state that cache names: no
+// page cached (Cold) or every page cached (Warm). Priming comes first
+// because it can make the kernel reclaim a few cached pages. It returns
+// the bytes that cachestat still finds in the other state, or -1 where
+// the kernel has no cachestat. Above 1 % of the checkpoint it prints a
+// warning, because the load that follows is then not entirely cold or
+// warm.
 func setCache(path, cache string, prime int64) (int64, error) {
+	if _, err := PrimeMemory(prime); err != nil {
+		return 0, err
+	}
 	set := iox.DropCache
 	if cache == Warm {
 		set = iox.FillCache
 	}
 	if err := set(path); err != nil {
-		return 0, err
-	}
-	if _, err := PrimeMemory(prime); err != nil {
 		return 0, err
 	}
 	cached, total, err := iox.CachedBytes(path)

@@ -636,10 +636,10 @@ def test_bench_sets_cache_state_before_loads(tmp_path, monkeypatch, make_state_d
 
     prime = ("prime", nbytes)
     saves = [prime] * 3
-    cold = [("drop", path), prime, ("load", path)] * 3
+    cold = [prime, ("drop", path), ("load", path)] * 3
     # Warm: one untimed load that checks the payload, then three timed
     # ones, each after a read of every file through the page cache.
-    warm = [("load", path)] + [("fill", path), prime, ("load", path)] * 3
+    warm = [("load", path)] + [prime, ("fill", path), ("load", path)] * 3
     assert events == saves + cold + warm
 
 
