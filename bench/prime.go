@@ -33,8 +33,8 @@ const PageReportingPath = "/sys/module/page_reporting/parameters/reported_kib"
 // reporting, priming costs a pass over memory outside the timed region
 // and changes nothing inside it.
 //
-// It touches at most the free memory less 256 MiB, so it never evicts
-// cached pages.
+// It touches at most the free memory less 256 MiB, so that it evicts few
+// cached pages, if any. Callers set the page cache's state afterwards.
 func PrimeMemory(n int64) (int64, error) {
 	free, err := memFree()
 	if err != nil {

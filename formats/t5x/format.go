@@ -55,7 +55,9 @@ type Options struct {
 	// fresh memory even when the page cache holds them in full. By
 	// default Load then maps the cached pages instead, copy-on-write,
 	// which makes a warm load several times faster and shares the pages
-	// with the cache. BufferedRead implies CopyCached.
+	// with the cache. Unlike a copy, a mapped tensor shows later writes
+	// into its chunk files, so set CopyCached where another program
+	// rewrites chunk files in place. BufferedRead implies CopyCached.
 	CopyCached bool
 	// MinSavings is the fraction of its bytes that compressing a chunk
 	// must save, judged on samples, for Save to compress it. A chunk that

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -13,6 +14,10 @@ import (
 	"ckptbench/formats/zarr"
 	"ckptbench/tensor"
 )
+
+// maxMappings is the most chunk files one Load maps. OpenLLaMA-3B has
+// 243 with T5X's 64 MiB chunks. It is a variable for tests.
+var maxMappings int64 = 4096
 
 // mapCached maps a's tensor straight from its chunk files, which the
 // page cache must hold in full, and reports whether it did. The tensor's
@@ -22,21 +27,26 @@ import (
 // checkpoint in about 0.4 s per 6.85 GB on the development VM, where
 // copying the same bytes out of the page cache takes 0.65 to 2 s.
 //
-// It maps only where the result is the same as a read. Every chunk must
-// be raw, in the stored dtype, exactly one chunk long, and a contiguous
-// run of the tensor that starts on a page boundary. No checksum may be
-// due for verification. Anything else, including a file that the cache does
+// It maps only where the bytes are those a read would return. Every
+// chunk must be raw, in the stored dtype, exactly one chunk long, and a
+// contiguous run of the tensor that starts on a page boundary. No
+// checksum may be due for verification, and a load maps at most
+// maxMappings chunk files, far below the kernel's vm.max_map_count
+// (65530 by default), so checkpoints of many small chunks are read. Anything else, including a file that the cache does
 // not hold in full, reports false with no side effect, and the caller
 // reads the tensor instead.
 //
-// As with any memory-mapped load, truncating a chunk file while the state
-// dict is open makes the next access to its pages fault (SIGBUS). Save
-// never does that: it replaces a checkpoint by renaming a new directory
-// into place, and the unlinked files stay readable while mapped.
+// NOTE: unlike a read, the mapping follows the file. A write into a chunk
+// file while the state dict is open shows in every page of the tensor
+// that the caller has not written, and truncating the file makes the
+// next access to its pages fault (SIGBUS). Save does neither: it
+// replaces a checkpoint by renaming a new directory into place, and the
+// unlinked files stay as they were while mapped. Set Options.CopyCached
+// where other programs write chunk files in place.
 //
 // On success a.t.Data is the mapping, and the returned region is what
 // the state dict must unmap on Close.
-func (f *Format) mapCached(a *loadArray) ([]byte, error) {
+func (f *Format) mapCached(a *loadArray, budget *atomic.Int64) ([]byte, error) {
 	if f.opts.CopyCached || f.opts.BufferedRead || a.codec.ID() != "raw" || a.cast || a.sums != nil {
 		return nil, nil
 	}
@@ -65,6 +75,19 @@ func (f *Format) mapCached(a *loadArray) ([]byte, error) {
 		offsets[i] = off * a.stored
 		files[i] = filepath.Join(a.dir, filepath.FromSlash(zarr.ChunkKey(idx, a.md.Separator())))
 	}
+
+	// Reserve this tensor's share of the mappings, and give it back
+	// unless the tensor ends up mapped.
+	if budget.Add(-chunks) < 0 {
+		budget.Add(chunks)
+		return nil, nil
+	}
+	mapped := false
+	defer func() {
+		if !mapped {
+			budget.Add(chunks)
+		}
+	}()
 
 	fds := make([]int, 0, chunks)
 	defer func() {
@@ -106,6 +129,7 @@ func (f *Format) mapCached(a *loadArray) ([]byte, error) {
 		return nil, fmt.Errorf("t5x: tensor %q: make mapped chunks writable: %w", a.entry.Name, err)
 	}
 	a.t.Data = region[:n:n]
+	mapped = true
 	return region, nil
 }
 
@@ -113,9 +137,11 @@ func (f *Format) mapCached(a *loadArray) ([]byte, error) {
 // per core, and returns the arrays left to read.
 func (f *Format) mapTensors(sd *tensor.StateDict, arrays []*loadArray) ([]*loadArray, error) {
 	regions := make([][]byte, len(arrays))
+	var budget atomic.Int64
+	budget.Store(maxMappings)
 	err := forEach(len(arrays), runtime.NumCPU(), func(i int) error {
 		var err error
-		regions[i], err = f.mapCached(arrays[i])
+		regions[i], err = f.mapCached(arrays[i], &budget)
 		return err
 	})
 	var rest []*loadArray

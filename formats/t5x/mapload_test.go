@@ -294,3 +294,40 @@ func TestLoadMapsOnlyWholeFiles(t *testing.T) {
 			chunk, mapped["rows"], mapped["single"])
 	}
 }
+
+// TestLoadMapsWithinMappingLimit lowers the limit on mapped chunk files
+// below the four chunks of rows: rows is read, and the one-chunk tensors
+// are still mapped.
+func TestLoadMapsWithinMappingLimit(t *testing.T) {
+	saved := maxMappings
+	maxMappings = 3
+	defer func() { maxMappings = saved }()
+
+	want := mapStateDict()
+	dir := filepath.Join(t.TempDir(), "checkpoint_1")
+	f, err := New(Options{Codec: "raw", ChunkBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Save(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	needCachestat(t, dir)
+	if err := iox.FillCache(dir); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := f.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	tensortest.Equal(t, want, got)
+	mapped := mappedTensors(t, got, dir)
+	if mapped["rows"] != "" {
+		t.Errorf("rows maps %q with a limit of 3 mapped files; want a copy", mapped["rows"])
+	}
+	if mapped["single"] != "single/0.0" {
+		t.Errorf("single maps %q; want single/0.0", mapped["single"])
+	}
+}

@@ -81,9 +81,10 @@ def prime_memory(n: int) -> int:
     a few seconds earlier has gone back to the host and costs a host fault
     to touch again, so without this a load's time depends on how long ago
     the previous one freed its copy. At most the free memory less 256 MiB
-    is touched, so no cached page is evicted.
+    is touched, so that few cached pages, if any, are evicted. Callers
+    set the page cache's state afterwards.
     """
-    n = min(n, mem_free_bytes() - PRIME_SLACK)
+    n = min(int(n), mem_free_bytes() - PRIME_SLACK)
     if n <= 0:
         return 0
     region = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
