@@ -8,7 +8,7 @@ import (
 )
 
 // primeSlack is the free memory PrimeMemory leaves untouched, so that
-// priming never makes the kernel reclaim page cache, such as the
+// priming seldom makes the kernel reclaim page cache, such as the
 // checkpoint a warm load is about to read.
 const primeSlack = 256 << 20
 
@@ -60,8 +60,8 @@ func PrimeMemory(n int64) (int64, error) {
 	return n, nil
 }
 
-// primeSize returns how many of n bytes PrimeMemory touches when free
-// bytes are free: all of them, or the free memory less primeSlack.
+// primeSize returns how many of n bytes PrimeMemory touches with free
+// bytes of free memory: all n, or the free memory less primeSlack.
 func primeSize(n, free int64) int64 {
 	return max(0, min(n, free-primeSlack))
 }

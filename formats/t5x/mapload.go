@@ -20,7 +20,7 @@ import (
 var maxMappings int64 = 4096
 
 // mapCached maps a's tensor straight from its chunk files, which the
-// page cache must hold in full, and reports whether it did. The tensor's
+// page cache must hold in full, or returns nil where it cannot. The tensor's
 // memory is then the cached pages themselves, mapped copy-on-write: no
 // byte is copied, and a write by the caller copies only the page it
 // touches. This is how Load serves a warm load of an uncompressed

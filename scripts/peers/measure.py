@@ -77,10 +77,10 @@ def prime_memory(n: int) -> int:
     """Touch up to n bytes of fresh anonymous memory, free it, and return the bytes touched.
 
     The Go harness's PrimeMemory does the same before each timed
-    operation: on virtual machines with free page reporting, memory freed
+    operation. On virtual machines with free page reporting, memory freed
     a few seconds earlier has gone back to the host and costs a host fault
-    to touch again, so without this a load's time depends on how long ago
-    the previous one freed its copy. At most the free memory less 256 MiB
+    to touch again. Without priming, a load's time then depends on how
+    long ago the previous one freed its copy. At most the free memory less 256 MiB
     is touched, so that few cached pages, if any, are evicted. Callers
     set the page cache's state afterwards.
     """
