@@ -19,16 +19,7 @@ import (
 func awkwardStateDict() *tensor.StateDict {
 	rng := rand.New(rand.NewPCG(1, 2))
 	random := func(name string, dtype tensor.DType, shape ...int64) *tensor.Tensor {
-		t := tensor.New(name, dtype, shape...)
-		for i := range t.Data {
-			t.Data[i] = byte(rng.Uint32())
-		}
-		if dtype == tensor.Bool {
-			for i := range t.Data {
-				t.Data[i] &= 1
-			}
-		}
-		return t
+		return randomTensor(rng, name, dtype, shape...)
 	}
 	sd := &tensor.StateDict{}
 	sd.Add(
@@ -50,6 +41,21 @@ func awkwardStateDict() *tensor.StateDict {
 		random("layers.0.attn.qkv", tensor.BFloat16, 96, 32),
 	)
 	return sd
+}
+
+// randomTensor returns a tensor of random bytes from rng, with each
+// bool element 0 or 1.
+func randomTensor(rng *rand.Rand, name string, dtype tensor.DType, shape ...int64) *tensor.Tensor {
+	t := tensor.New(name, dtype, shape...)
+	for i := range t.Data {
+		t.Data[i] = byte(rng.Uint32())
+	}
+	if dtype == tensor.Bool {
+		for i := range t.Data {
+			t.Data[i] &= 1
+		}
+	}
+	return t
 }
 
 // manifestEntry describes one tensor in the raw file that

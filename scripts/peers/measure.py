@@ -31,14 +31,18 @@ def reset_peak_rss() -> None:
         ) from e
 
 
+def _kb_field(path: str, key: str, purpose: str) -> int:
+    """Return the value of the "key:  N kB" line of a /proc file such as /proc/meminfo, in bytes."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise PeerError(f"{path} has no {key} line, so {purpose}")
+
+
 def peak_rss_bytes() -> int:
     """Return VmHWM, the peak resident set size since the last reset, in bytes."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                # The line reads "VmHWM:   123456 kB".
-                return int(line.split()[1]) * 1024
-    raise PeerError("/proc/self/status has no VmHWM line, so peak-RSS-B cannot be measured")
+    return _kb_field("/proc/self/status", "VmHWM", "peak-RSS-B cannot be measured")
 
 
 def touch_pages(sd: StateDict) -> int:
@@ -66,11 +70,7 @@ def touch_pages(sd: StateDict) -> int:
 
 def mem_free_bytes() -> int:
     """Return MemFree from /proc/meminfo in bytes."""
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemFree:"):
-                return int(line.split()[1]) * 1024
-    raise PeerError("/proc/meminfo has no MemFree line, so memory cannot be primed")
+    return _kb_field("/proc/meminfo", "MemFree", "memory cannot be primed")
 
 
 def prime_memory(n: int) -> int:
